@@ -1,0 +1,55 @@
+"""Users table."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from app.clock import now_text
+from app.db import Database
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    email: str
+    name: str
+    password_hash: str
+
+
+class EmailTaken(Exception):
+    pass
+
+
+async def create_user(db: Database, email: str, name: str, password_hash: str) -> User:
+    try:
+        async with db.transaction() as tx:
+            cursor = await tx.execute(
+                "INSERT INTO users (email, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (email, name, password_hash, now_text()),
+            )
+    except sqlite3.IntegrityError:
+        raise EmailTaken(email) from None
+    assert cursor.lastrowid is not None
+    return User(cursor.lastrowid, email, name, password_hash)
+
+
+async def find_user_by_email(db: Database, email: str) -> User | None:
+    row = await db.fetch_one(
+        "SELECT id, email, name, password_hash FROM users WHERE email = ?", (email,)
+    )
+    return None if row is None else User(**dict(row))
+
+
+async def find_user(db: Database, user_id: int) -> User | None:
+    row = await db.fetch_one(
+        "SELECT id, email, name, password_hash FROM users WHERE id = ?", (user_id,)
+    )
+    return None if row is None else User(**dict(row))
+
+
+async def set_password_hash(db: Database, user_id: int, password_hash: str) -> None:
+    async with db.transaction() as tx:
+        await tx.execute(
+            "UPDATE users SET password_hash = ? WHERE id = ?", (password_hash, user_id)
+        )

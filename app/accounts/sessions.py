@@ -1,0 +1,150 @@
+"""Server-side sessions: the cookie carries a random token, the `sessions` table is the truth.
+
+A session ends when revoked (logout, the sessions page), when unused for the idle limit, or at
+its absolute expiry. Listeners registered with `on_revoke` hear of every revocation, so live
+connections bound to that session can be closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from aiohttp import web
+from aiohttp_session import get_session, new_session
+
+from app.clock import from_text, now_text, to_text, utc_now
+from app.config import Settings
+from app.db import Database
+
+# last_seen_at is written at most this often per session, not on every request.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+RevokeListener = Callable[[list[int]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    id: int
+    email: str
+    name: str
+    session_id: int
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: int
+    created_at: str
+    last_seen_at: str
+    expires_at: str
+    user_agent: str
+    ip: str
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class SessionStore:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._idle = timedelta(seconds=settings.session_idle_seconds)
+        self._absolute = timedelta(seconds=settings.session_absolute_seconds)
+        self._revoke_listeners: list[RevokeListener] = []
+
+    def on_revoke(self, listener: RevokeListener) -> None:
+        self._revoke_listeners.append(listener)
+
+    async def create(self, user_id: int, user_agent: str, ip: str) -> str:
+        """Open a session for `user_id`; returns the token for the cookie."""
+        token = secrets.token_urlsafe(32)
+        now = utc_now()
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO sessions (token_hash, user_id, created_at, last_seen_at,"
+                " expires_at, user_agent, ip) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    hash_token(token),
+                    user_id,
+                    to_text(now),
+                    to_text(now),
+                    to_text(now + self._absolute),
+                    user_agent[:300],
+                    ip[:64],
+                ),
+            )
+        return token
+
+    async def lookup(self, token: str) -> CurrentUser | None:
+        """The live session's user, or None when unknown, revoked, idle too long or expired."""
+        row = await self._db.fetch_one(
+            "SELECT s.id AS session_id, s.last_seen_at, s.expires_at, s.revoked_at,"
+            " u.id AS user_id, u.email, u.name"
+            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
+            (hash_token(token),),
+        )
+        if row is None or row["revoked_at"] is not None:
+            return None
+        now = utc_now()
+        last_seen = from_text(row["last_seen_at"])
+        if from_text(row["expires_at"]) <= now or last_seen + self._idle <= now:
+            return None
+        if now - last_seen >= TOUCH_INTERVAL:
+            async with self._db.transaction() as tx:
+                await tx.execute(
+                    "UPDATE sessions SET last_seen_at = ? WHERE id = ?",
+                    (to_text(now), row["session_id"]),
+                )
+        return CurrentUser(row["user_id"], row["email"], row["name"], row["session_id"])
+
+    async def is_active(self, session_id: int) -> bool:
+        row = await self._db.fetch_one(
+            "SELECT last_seen_at, expires_at, revoked_at FROM sessions WHERE id = ?",
+            (session_id,),
+        )
+        if row is None or row["revoked_at"] is not None:
+            return False
+        now = utc_now()
+        return from_text(row["expires_at"]) > now and (
+            from_text(row["last_seen_at"]) + self._idle > now
+        )
+
+    async def list_active(self, user_id: int) -> list[SessionInfo]:
+        idle_cutoff = to_text(utc_now() - self._idle)
+        rows = await self._db.fetch_all(
+            "SELECT id, created_at, last_seen_at, expires_at, user_agent, ip FROM sessions"
+            " WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? AND last_seen_at > ?"
+            " ORDER BY last_seen_at DESC, id DESC",
+            (user_id, now_text(), idle_cutoff),
+        )
+        return [SessionInfo(**dict(row)) for row in rows]
+
+    async def revoke(self, user_id: int, session_id: int) -> bool:
+        """Revoke one of `user_id`'s sessions; False when it is not theirs or already over."""
+        async with self._db.transaction() as tx:
+            cursor = await tx.execute(
+                "UPDATE sessions SET revoked_at = ?"
+                " WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
+                (now_text(), session_id, user_id),
+            )
+        if cursor.rowcount != 1:
+            return False
+        for listener in self._revoke_listeners:
+            await listener([session_id])
+        return True
+
+
+async def start_session(request: web.Request, store: SessionStore, user_id: int) -> None:
+    """Sign `user_id` in with a fresh cookie (a new session id defeats session fixation)."""
+    token = await store.create(user_id, request.headers.get("User-Agent", ""), request.remote or "")
+    session = await new_session(request)
+    session["sid"] = token
+
+
+async def end_session(request: web.Request, store: SessionStore, user: CurrentUser) -> None:
+    await store.revoke(user.id, user.session_id)
+    session = await get_session(request)
+    session.invalidate()

@@ -1,0 +1,202 @@
+"""Settings: one frozen dataclass, built from command-line flags and environment variables.
+
+Every setting has a flag and an `APP_*` variable; a flag wins over the variable, the variable
+over the default. `settings_from_args` is what `run.py` calls; tests build `Settings` directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    """Argon2id cost. The defaults are OWASP's minimum (19 MiB, 2 passes, 1 lane)."""
+
+    memory_kib: int = 19 * 1024
+    time_cost: int = 2
+    parallelism: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path
+    secret_key: bytes
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_key: str | None = None
+    log_level: str = "INFO"
+    https: bool = False
+    currency: str = "USD"
+    argon2: Argon2Params = field(default_factory=Argon2Params)
+    session_idle_seconds: int = 14 * 24 * 3600
+    session_absolute_seconds: int = 30 * 24 * 3600
+    login_max_failures: int = 5
+    login_failure_window_seconds: int = 15 * 60
+    demo: bool = False
+
+    @property
+    def cookie_name(self) -> str:
+        # The __Host- prefix makes browsers refuse the cookie unless it is Secure, host-only
+        # and Path=/, so a sibling subdomain cannot plant or shadow it.
+        return "__Host-session" if self.https else "session"
+
+
+# (flag, env var, help, type, default) for every setting that comes from outside.
+_OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
+    ("--host", "APP_HOST", "address to listen on", str, "127.0.0.1"),
+    ("--port", "APP_PORT", "port to listen on", int, 8080),
+    ("--db", "APP_DB", "SQLite database file (created on first start)", str, "data/app.db"),
+    ("--api-key", "APP_API_KEY", "bearer key for POST /api/publish (unset: API off)", str, None),
+    (
+        "--secret-key-file",
+        "APP_SECRET_KEY_FILE",
+        "file holding the cookie secret (default: secret.key beside the database; "
+        "generated with mode 0600 when missing)",
+        str,
+        None,
+    ),
+    ("--log-level", "APP_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", str, "INFO"),
+    ("--currency", "APP_CURRENCY", "ISO 4217 code shown with every price", str, "USD"),
+    ("--argon2-memory-kib", "APP_ARGON2_MEMORY_KIB", "Argon2id memory cost in KiB", int, 19456),
+    ("--argon2-time-cost", "APP_ARGON2_TIME_COST", "Argon2id passes", int, 2),
+    (
+        "--session-idle-seconds",
+        "APP_SESSION_IDLE_SECONDS",
+        "a session unused this long ends",
+        int,
+        14 * 24 * 3600,
+    ),
+    (
+        "--session-absolute-seconds",
+        "APP_SESSION_ABSOLUTE_SECONDS",
+        "a session ends this long after login, used or not",
+        int,
+        30 * 24 * 3600,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="Services marketplace with real-time notifications.",
+        epilog="Each flag can also be set by the environment variable named in brackets. "
+        "APP_SECRET_KEY (hex or any string of 32+ characters) sets the secret directly.",
+    )
+    for flag, env, help_text, _kind, default in _OPTIONS:
+        shown = "unset" if default is None else default
+        parser.add_argument(flag, default=None, help=f"{help_text} [{env}, default: {shown}]")
+    parser.add_argument(
+        "--https",
+        action="store_true",
+        default=None,
+        help="served over HTTPS (behind a TLS proxy): Secure, __Host- cookies [APP_HTTPS=1]",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        default=None,
+        help="fill an empty database with a demo provider, client and services [APP_DEMO=1]",
+    )
+    return parser
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _pick(
+    args: argparse.Namespace, env: Mapping[str, str], flag: str, name: str, default: object
+) -> object:
+    dest = flag.lstrip("-").replace("-", "_")
+    from_flag = getattr(args, dest)
+    if from_flag is not None:
+        return from_flag
+    return env.get(name, default)
+
+
+def _as_int(value: object, name: str, minimum: int = 0) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def load_secret_key(path: Path, env: Mapping[str, str]) -> bytes:
+    """The cookie secret: APP_SECRET_KEY if set, else the key file, generated once when missing."""
+    raw = env.get("APP_SECRET_KEY")
+    if raw is not None:
+        if len(raw) < 32:
+            raise ConfigError("APP_SECRET_KEY must be at least 32 characters")
+        return raw.encode()
+    if path.exists():
+        data = path.read_bytes().strip()
+        if len(data) < 32:
+            raise ConfigError(f"secret key file {path} holds fewer than 32 bytes")
+        return data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    data = secrets.token_hex(32).encode()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return data
+
+
+def settings_from_args(
+    argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    env = os.environ if env is None else env
+    args = build_parser().parse_args(argv)
+    values = {flag: _pick(args, env, flag, name, d) for flag, name, _h, _k, d in _OPTIONS}
+
+    db_path = Path(str(values["--db"]))
+    key_file_value = values["--secret-key-file"]
+    key_file = Path(str(key_file_value)) if key_file_value else db_path.parent / "secret.key"
+    log_level = str(values["--log-level"]).upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"APP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    currency = str(values["--currency"]).upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise ConfigError(f"APP_CURRENCY must be a three-letter code, got {currency!r}")
+    api_key = values["--api-key"]
+    if api_key is not None and len(str(api_key)) < 16:
+        raise ConfigError("APP_API_KEY must be at least 16 characters")
+
+    https = args.https if args.https is not None else _truthy(env.get("APP_HTTPS", ""))
+    demo = args.demo if args.demo is not None else _truthy(env.get("APP_DEMO", ""))
+    return Settings(
+        db_path=db_path,
+        secret_key=load_secret_key(key_file, env),
+        host=str(values["--host"]),
+        port=_as_int(values["--port"], "APP_PORT"),
+        api_key=None if api_key is None else str(api_key),
+        log_level=log_level,
+        https=https,
+        currency=currency,
+        argon2=Argon2Params(
+            memory_kib=_as_int(values["--argon2-memory-kib"], "APP_ARGON2_MEMORY_KIB", 8),
+            time_cost=_as_int(values["--argon2-time-cost"], "APP_ARGON2_TIME_COST", 1),
+        ),
+        session_idle_seconds=_as_int(
+            values["--session-idle-seconds"], "APP_SESSION_IDLE_SECONDS", 60
+        ),
+        session_absolute_seconds=_as_int(
+            values["--session-absolute-seconds"], "APP_SESSION_ABSOLUTE_SECONDS", 60
+        ),
+        demo=demo,
+    )

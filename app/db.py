@@ -1,0 +1,171 @@
+"""The database: one writer connection, a few reader connections, and the unit of work.
+
+Concurrency model (SQLite in WAL mode through aiosqlite):
+
+- Every write happens inside `Database.transaction()`, on the single writer connection, behind an
+  asyncio lock, opened with `BEGIN IMMEDIATE` so SQLite takes its write lock up front (a deferred
+  transaction that reads and then writes fails at once with "database is locked" when another
+  process holds the lock, whatever the busy timeout).
+- Reads outside a transaction go to reader connections and see only committed data. aiosqlite
+  serialises calls on one connection but does not isolate them, so a read sharing the writer
+  connection could see rows that are later rolled back.
+- A transaction is also a unit of work: code running inside it may register `after_commit`
+  callbacks (the notification service hands stored notifications to live delivery that way), and
+  those run only once the commit succeeded, never after a rollback.
+- A `transaction()` entered while the same task already has one open joins it: the outer block
+  owns the commit. That is how the notification service writes its rows in the same transaction
+  as the booking change that called it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Params = Sequence[Any] | dict[str, Any]
+AfterCommit = Callable[[], Awaitable[None]]
+
+PRAGMAS = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA foreign_keys = ON",
+    "PRAGMA busy_timeout = 5000",
+    # FULL: a notification we told a client about must survive a power cut, not only a crash.
+    "PRAGMA synchronous = FULL",
+)
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    for pragma in PRAGMAS:
+        await conn.execute(pragma)
+    return conn
+
+
+class Transaction:
+    """An open write transaction on the writer connection."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._after_commit: list[AfterCommit] = []
+
+    async def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+        """Run one statement; the returned cursor carries `lastrowid` and `rowcount`."""
+        cursor = await self._conn.execute(sql, params)
+        await cursor.close()
+        return cursor  # type: ignore[return-value]
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
+        await self._conn.executemany(sql, rows)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        async with self._conn.execute(sql, params) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        async with self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    def after_commit(self, callback: AfterCommit) -> None:
+        self._after_commit.append(callback)
+
+
+_current: ContextVar[Transaction | None] = ContextVar("current_transaction", default=None)
+
+
+class Database:
+    def __init__(self, path: Path, readers: int = 3) -> None:
+        self.path = path
+        self._reader_count = readers
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
+        self._write_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await _connect(self.path)
+        for _ in range(self._reader_count):
+            reader = await _connect(self.path)
+            await reader.execute("PRAGMA query_only = ON")
+            self._all_readers.append(reader)
+            self._readers.put_nowait(reader)
+
+    async def close(self) -> None:
+        for reader in self._all_readers:
+            await reader.close()
+        self._all_readers.clear()
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+
+    @property
+    def writer(self) -> aiosqlite.Connection:
+        if self._writer is None:
+            raise RuntimeError("database is not open")
+        return self._writer
+
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+        conn = await self._readers.get()
+        try:
+            yield conn
+        finally:
+            self._readers.put_nowait(conn)
+
+    async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+        tx = _current.get()
+        if tx is not None:
+            return await tx.fetch_one(sql, params)
+        async with self._reader() as conn, conn.execute(sql, params) as cursor:
+            row: sqlite3.Row | None = await cursor.fetchone()
+            return row
+
+    async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        tx = _current.get()
+        if tx is not None:
+            return await tx.fetch_all(sql, params)
+        async with self._reader() as conn, conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def fetch_value(self, sql: str, params: Params = ()) -> Any:
+        row = await self.fetch_one(sql, params)
+        return None if row is None else row[0]
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A `BEGIN IMMEDIATE` transaction, or the one this task already has open."""
+        outer = _current.get()
+        if outer is not None:
+            yield outer
+            return
+        async with self._write_lock:
+            tx = Transaction(self.writer)
+            token = _current.set(tx)
+            try:
+                await self.writer.execute("BEGIN IMMEDIATE")
+                try:
+                    yield tx
+                    await self.writer.execute("COMMIT")
+                except BaseException:
+                    if self.writer.in_transaction:
+                        await self.writer.execute("ROLLBACK")
+                    raise
+            finally:
+                _current.reset(token)
+        for callback in tx._after_commit:
+            try:
+                await callback()
+            except Exception:
+                log.exception("after-commit callback failed")

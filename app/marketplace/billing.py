@@ -1,0 +1,312 @@
+"""Payments for bookings: charge, refund, and the notifications each sends.
+
+    pending --processor says yes--> succeeded --provider refunds--> refunded
+    pending --processor says no---> failed      (the client may try again)
+
+Paying is two transactions around the processor call, so the database is not locked while a
+card network thinks: the first records a `pending` payment (a unique index allows one live
+payment per booking, and the idempotency key makes a double-submitted form find the first
+payment instead of making a second), the second records the outcome with its notifications.
+A refund holds the transaction across the processor call: the conditional update makes it
+the only refund of that payment, and a processor failure rolls the change back.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import timedelta
+
+from app.clock import now_text, to_text, utc_now
+from app.db import Database
+from app.errors import Conflict, Forbidden, NotFound
+from app.marketplace.bookings import Role, Status, get_booking
+from app.marketplace.payments import PaymentProcessor
+from app.money import format_amount
+from app.notifications.service import NotificationService
+
+log = logging.getLogger(__name__)
+
+_SELECT = (
+    "SELECT p.*, b.service_name, c.name AS payer_name, v.name AS payee_name FROM payments p"
+    " JOIN bookings b ON b.id = p.booking_id"
+    " JOIN users c ON c.id = p.payer_id JOIN users v ON v.id = p.payee_id"
+)
+
+# A pending payment this old was interrupted (the process stopped mid-charge).
+INTERRUPTED_AFTER = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: int
+    booking_id: int
+    payer_id: int
+    payee_id: int
+    payer_name: str
+    payee_name: str
+    service_name: str
+    amount_cents: int
+    currency: str
+    status: str
+    card_last4: str
+    processor_ref: str | None
+    failure_reason: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Payment:
+        return cls(
+            id=row["id"],
+            booking_id=row["booking_id"],
+            payer_id=row["payer_id"],
+            payee_id=row["payee_id"],
+            payer_name=row["payer_name"],
+            payee_name=row["payee_name"],
+            service_name=row["service_name"],
+            amount_cents=row["amount_cents"],
+            currency=row["currency"],
+            status=row["status"],
+            card_last4=row["card_last4"],
+            processor_ref=row["processor_ref"],
+            failure_reason=row["failure_reason"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    @property
+    def amount(self) -> str:
+        return format_amount(self.amount_cents)
+
+    def payload(self, event: str, message: str) -> dict[str, object]:
+        return {
+            "type": event,
+            "payment_id": self.id,
+            "booking_id": self.booking_id,
+            "service_name": self.service_name,
+            "amount": self.amount,
+            "currency": self.currency,
+            "status": self.status,
+            "message": message,
+        }
+
+
+async def get_payment(db: Database, payment_id: int, user_id: int) -> Payment:
+    """The payment if `user_id` paid it or is paid by it; NotFound for anyone else."""
+    row = await db.fetch_one(
+        f"{_SELECT} WHERE p.id = ? AND (p.payer_id = ? OR p.payee_id = ?)",
+        (payment_id, user_id, user_id),
+    )
+    if row is None:
+        raise NotFound("That payment does not exist.")
+    return Payment.from_row(row)
+
+
+async def list_booking_payments(db: Database, booking_id: int, user_id: int) -> list[Payment]:
+    rows = await db.fetch_all(
+        f"{_SELECT} WHERE p.booking_id = ? AND (p.payer_id = ? OR p.payee_id = ?)"
+        " ORDER BY p.id DESC",
+        (booking_id, user_id, user_id),
+    )
+    return [Payment.from_row(row) for row in rows]
+
+
+async def find_by_key(db: Database, payer_id: int, idempotency_key: str) -> Payment | None:
+    row = await db.fetch_one(
+        f"{_SELECT} WHERE p.payer_id = ? AND p.idempotency_key = ?", (payer_id, idempotency_key)
+    )
+    return None if row is None else Payment.from_row(row)
+
+
+async def start_payment(
+    db: Database,
+    *,
+    client_id: int,
+    booking_id: int,
+    amount_cents: int,
+    currency: str,
+    card_last4: str,
+    idempotency_key: str,
+) -> tuple[Payment, bool]:
+    """Record a pending payment; (payment, True) when new, (earlier one, False) on a resubmit."""
+    async with db.transaction() as tx:
+        earlier = await find_by_key(db, client_id, idempotency_key)
+        if earlier is not None:
+            return earlier, False
+        booking = await get_booking(db, booking_id, client_id)
+        if booking.role_of(client_id) is not Role.CLIENT:
+            raise Forbidden("Only the client who made the booking can pay for it.")
+        if booking.status not in (Status.ACCEPTED, Status.COMPLETED):
+            raise Conflict(
+                f"This booking is {booking.status.value}; only an accepted booking can be paid."
+            )
+        if booking.payment_status in ("pending", "succeeded", "refunded"):
+            raise Conflict("This booking is already paid.")
+        if amount_cents != booking.price_cents:
+            raise Conflict(
+                f"The amount must be exactly {format_amount(booking.price_cents)} {currency},"
+                " the booking's price."
+            )
+        now = now_text()
+        cursor = await tx.execute(
+            "INSERT INTO payments (booking_id, payer_id, payee_id, amount_cents, currency,"
+            " status, idempotency_key, card_last4, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            (
+                booking.id,
+                client_id,
+                booking.provider_id,
+                amount_cents,
+                currency,
+                idempotency_key,
+                card_last4,
+                now,
+                now,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return await get_payment(db, cursor.lastrowid, client_id), True
+
+
+async def pay(
+    db: Database,
+    notifier: NotificationService,
+    processor: PaymentProcessor,
+    *,
+    client_id: int,
+    booking_id: int,
+    amount_cents: int,
+    currency: str,
+    card_number: str,
+    idempotency_key: str,
+) -> Payment:
+    payment, is_new = await start_payment(
+        db,
+        client_id=client_id,
+        booking_id=booking_id,
+        amount_cents=amount_cents,
+        currency=currency,
+        card_last4=card_number[-4:],
+        idempotency_key=idempotency_key,
+    )
+    if not is_new:
+        return payment
+    try:
+        result = await processor.charge(
+            amount_cents=amount_cents,
+            currency=currency,
+            card_number=card_number,
+            idempotency_key=f"{client_id}:{idempotency_key}",
+        )
+        succeeded, reference, reason = result.succeeded, result.reference, result.failure_reason
+    except Exception:
+        log.exception("payment processor failed on payment %s", payment.id)
+        succeeded, reference, reason = False, None, "processor unavailable"
+    return await _finish_payment(db, notifier, payment.id, succeeded, reference, reason)
+
+
+async def _finish_payment(
+    db: Database,
+    notifier: NotificationService,
+    payment_id: int,
+    succeeded: bool,
+    reference: str | None,
+    reason: str | None,
+) -> Payment:
+    async with db.transaction() as tx:
+        cursor = await tx.execute(
+            "UPDATE payments SET status = ?, processor_ref = ?, failure_reason = ?,"
+            " updated_at = ? WHERE id = ? AND status = 'pending'",
+            (
+                "succeeded" if succeeded else "failed",
+                reference,
+                None if succeeded else reason,
+                now_text(),
+                payment_id,
+            ),
+        )
+        row = await tx.fetch_one(f"{_SELECT} WHERE p.id = ?", (payment_id,))
+        assert row is not None
+        payment = Payment.from_row(row)
+        if cursor.rowcount != 1:
+            return payment  # finished elsewhere (interrupted-payment clean-up)
+        money = f"{payment.amount} {payment.currency}"
+        if succeeded:
+            await notifier.send_payment_update(
+                payment.payee_id,
+                payment.payload(
+                    "payment_received",
+                    f"{payment.payer_name} paid {money} for {payment.service_name}.",
+                ),
+            )
+            await notifier.send_payment_update(
+                payment.payer_id,
+                payment.payload(
+                    "payment_confirmed",
+                    f"Your payment of {money} for {payment.service_name} went through.",
+                ),
+            )
+        else:
+            await notifier.send_payment_update(
+                payment.payer_id,
+                payment.payload(
+                    "payment_failed",
+                    f"Your payment of {money} for {payment.service_name} was declined"
+                    f" ({reason}). You have not been charged.",
+                ),
+            )
+    return payment
+
+
+async def refund(
+    db: Database,
+    notifier: NotificationService,
+    processor: PaymentProcessor,
+    *,
+    provider_id: int,
+    payment_id: int,
+) -> Payment:
+    async with db.transaction() as tx:
+        payment = await get_payment(db, payment_id, provider_id)
+        if payment.payee_id != provider_id:
+            raise Forbidden("Only the provider who was paid can refund a payment.")
+        if payment.status != "succeeded":
+            raise Conflict(
+                f"This payment is {payment.status}; only a successful payment can be refunded."
+            )
+        cursor = await tx.execute(
+            "UPDATE payments SET status = 'refunded', updated_at = ?"
+            " WHERE id = ? AND status = 'succeeded'",
+            (now_text(), payment_id),
+        )
+        if cursor.rowcount != 1:
+            raise Conflict("This payment changed in the meantime. Reload and try again.")
+        assert payment.processor_ref is not None
+        await processor.refund(reference=payment.processor_ref, amount_cents=payment.amount_cents)
+        refunded = await get_payment(db, payment_id, provider_id)
+        await notifier.send_payment_update(
+            refunded.payer_id,
+            refunded.payload(
+                "payment_refunded",
+                f"{refunded.payee_name} refunded {refunded.amount} {refunded.currency}"
+                f" for {refunded.service_name}.",
+            ),
+        )
+    return refunded
+
+
+async def fail_interrupted_payments(db: Database, notifier: NotificationService) -> int:
+    """Payments left pending by a stopped process fail, so the client can pay again.
+
+    The card number is never stored, so the charge cannot be re-driven; a real processor would
+    be asked for the outcome by idempotency key here instead.
+    """
+    cutoff = to_text(utc_now() - INTERRUPTED_AFTER)
+    rows = await db.fetch_all(
+        "SELECT id FROM payments WHERE status = 'pending' AND updated_at < ?", (cutoff,)
+    )
+    for row in rows:
+        await _finish_payment(db, notifier, row["id"], False, None, "interrupted")
+    return len(rows)

@@ -1,0 +1,101 @@
+"""Service, booking and payment form validation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.clock import utc_now
+from app.forms import Errors, check_length, text
+from app.marketplace.payments import luhn_valid
+from app.marketplace.services import ServiceData
+from app.money import MoneyError, parse_cents
+
+_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+# Times are the wall-clock time where the service happens; the earliest time zone is UTC+14,
+# so anything later than "now minus 14 hours" in UTC may still be in someone's future.
+_TZ_SLACK = timedelta(hours=14)
+
+
+def validate_service(form: Mapping[str, Any]) -> tuple[ServiceData | None, Errors]:
+    errors: Errors = {}
+    name = text(form, "name")
+    description = text(form, "description")
+    check_length(errors, "name", name, "Name", maximum=120)
+    check_length(errors, "description", description, "Description", required=False, maximum=2000)
+    price = 0
+    try:
+        price = parse_cents(text(form, "price"))
+    except MoneyError as exc:
+        errors["price"] = str(exc)
+    raw_duration = text(form, "duration_minutes")
+    duration = int(raw_duration) if raw_duration.isdigit() and len(raw_duration) < 6 else 0
+    if not 5 <= duration <= 24 * 60:
+        errors["duration_minutes"] = "Enter the duration in minutes, from 5 to 1440."
+    if errors:
+        return None, errors
+    return ServiceData(name, description, price, duration), errors
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    scheduled_at: str
+    note: str
+
+
+def validate_booking(
+    form: Mapping[str, Any], now: datetime | None = None
+) -> tuple[BookingRequest | None, Errors]:
+    errors: Errors = {}
+    raw = text(form, "scheduled_at")
+    note = text(form, "note")
+    check_length(errors, "note", note, "Note", required=False, maximum=1000)
+    scheduled: datetime | None = None
+    try:
+        scheduled = datetime.strptime(raw[:16], "%Y-%m-%dT%H:%M") if len(raw) <= 19 else None
+    except ValueError:
+        scheduled = None
+    current = (now or utc_now()).replace(tzinfo=None)
+    if scheduled is None:
+        errors["scheduled_at"] = "Choose a date and time."
+    elif scheduled < current - _TZ_SLACK:
+        errors["scheduled_at"] = "Choose a time in the future."
+    elif scheduled > current + timedelta(days=366):
+        errors["scheduled_at"] = "Bookings can be made up to a year ahead."
+    if errors or scheduled is None:
+        return None, errors
+    return BookingRequest(scheduled.strftime("%Y-%m-%dT%H:%M"), note), errors
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    amount_cents: int
+    card_number: str
+    idempotency_key: str
+
+
+def validate_payment(
+    form: Mapping[str, Any], price_cents: int, currency: str
+) -> tuple[PaymentRequest | None, Errors]:
+    errors: Errors = {}
+    amount = 0
+    try:
+        amount = parse_cents(text(form, "amount"))
+    except MoneyError as exc:
+        errors["amount"] = str(exc)
+    else:
+        if amount != price_cents:
+            price = f"{price_cents // 100}.{price_cents % 100:02d} {currency}"
+            errors["amount"] = f"The amount must be exactly {price}, the booking's price."
+    card = re.sub(r"[\s-]", "", text(form, "card_number"))
+    if not card.isdigit() or not 12 <= len(card) <= 19 or not luhn_valid(card):
+        errors["card_number"] = "Enter a valid card number (see the test cards below)."
+    key = text(form, "idempotency_key")
+    if not _KEY.match(key):
+        errors["form"] = "This payment form is damaged. Reload the page and try again."
+    if errors:
+        return None, errors
+    return PaymentRequest(amount, card, key), errors

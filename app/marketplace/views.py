@@ -1,0 +1,308 @@
+"""Marketplace pages: services, bookings and payments."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from app import keys
+from app.errors import Conflict
+from app.forms import Errors, path_id, text
+from app.marketplace import billing, bookings, services
+from app.marketplace.forms import validate_booking, validate_payment, validate_service
+from app.marketplace.payments import DECLINED_CARDS, SUCCEEDING_CARDS
+from app.middlewares import require_user
+from app.money import format_amount
+from app.rendering import render
+
+
+def _url(request: web.Request, name: str, **parts: int) -> str:
+    return str(request.app.router[name].url_for(**{k: str(v) for k, v in parts.items()}))
+
+
+# --- Services -----------------------------------------------------------------------------
+
+
+async def browse(request: web.Request) -> web.StreamResponse:
+    query = request.query.get("q", "").strip()[:100]
+    raw_page = request.query.get("page", "1")
+    page = int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1
+    found, total = await services.search_services(request.config_dict[keys.DB], query, page=page)
+    pages = max(1, -(-total // services.SEARCH_PAGE_SIZE))
+    return await render(
+        request,
+        "marketplace/services.html",
+        {"services": found, "query": query, "total": total, "page": page, "pages": pages},
+    )
+
+
+async def _render_service(
+    request: web.Request,
+    service: services.Service,
+    *,
+    values: dict[str, str] | None = None,
+    errors: Errors | None = None,
+    status: int = 200,
+) -> web.Response:
+    return await render(
+        request,
+        "marketplace/service_detail.html",
+        {"service": service, "values": values or {}, "errors": errors or {}},
+        status=status,
+    )
+
+
+async def service_detail(request: web.Request) -> web.StreamResponse:
+    user = request.get(keys.USER)
+    service = await services.get_service(
+        request.config_dict[keys.DB], path_id(request), user.id if user else None
+    )
+    return await _render_service(request, service)
+
+
+def _service_values(form: Any) -> dict[str, str]:
+    return {name: text(form, name) for name in ("name", "description", "price", "duration_minutes")}
+
+
+async def service_new_form(request: web.Request) -> web.StreamResponse:
+    require_user(request)
+    return await render(
+        request,
+        "marketplace/service_form.html",
+        {"service": None, "values": {"duration_minutes": "60"}, "errors": {}},
+    )
+
+
+async def service_create(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    form = await request.post()
+    data, errors = validate_service(form)
+    if data is None:
+        return await render(
+            request,
+            "marketplace/service_form.html",
+            {"service": None, "values": _service_values(form), "errors": errors},
+            status=400,
+        )
+    service_id = await services.create_service(request.config_dict[keys.DB], user.id, data)
+    raise web.HTTPSeeOther(_url(request, "service_detail", id=service_id))
+
+
+async def service_edit_form(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    service = await services.get_own_service(
+        request.config_dict[keys.DB], path_id(request), user.id
+    )
+    values = {
+        "name": service.name,
+        "description": service.description,
+        "price": format_amount(service.price_cents),
+        "duration_minutes": str(service.duration_minutes),
+    }
+    return await render(
+        request,
+        "marketplace/service_form.html",
+        {"service": service, "values": values, "errors": {}},
+    )
+
+
+async def service_update(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    db = request.config_dict[keys.DB]
+    service = await services.get_own_service(db, path_id(request), user.id)
+    form = await request.post()
+    data, errors = validate_service(form)
+    if data is None:
+        return await render(
+            request,
+            "marketplace/service_form.html",
+            {"service": service, "values": _service_values(form), "errors": errors},
+            status=400,
+        )
+    await services.update_service(db, service.id, user.id, data)
+    raise web.HTTPSeeOther(_url(request, "service_detail", id=service.id))
+
+
+async def _set_published(request: web.Request, published: bool) -> web.StreamResponse:
+    user = require_user(request)
+    await services.set_published(request.config_dict[keys.DB], path_id(request), user.id, published)
+    raise web.HTTPSeeOther(_url(request, "my_services"))
+
+
+async def service_unpublish(request: web.Request) -> web.StreamResponse:
+    return await _set_published(request, False)
+
+
+async def service_publish(request: web.Request) -> web.StreamResponse:
+    return await _set_published(request, True)
+
+
+async def my_services(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    own = await services.list_provider_services(request.config_dict[keys.DB], user.id)
+    return await render(request, "marketplace/my_services.html", {"services": own})
+
+
+# --- Bookings -----------------------------------------------------------------------------
+
+
+async def book(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    db = request.config_dict[keys.DB]
+    service = await services.get_service(db, path_id(request), user.id)
+    form = await request.post()
+    data, errors = validate_booking(form)
+    if service.provider_id == user.id:
+        errors["form"] = "You cannot book your own service."
+    if data is None or errors:
+        values = {"scheduled_at": text(form, "scheduled_at"), "note": text(form, "note")}
+        return await _render_service(request, service, values=values, errors=errors, status=400)
+    booking = await bookings.create_booking(
+        db,
+        request.config_dict[keys.NOTIFIER],
+        client_id=user.id,
+        service_id=service.id,
+        scheduled_at=data.scheduled_at,
+        note=data.note,
+    )
+    raise web.HTTPSeeOther(_url(request, "booking_detail", id=booking.id))
+
+
+async def bookings_page(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    db = request.config_dict[keys.DB]
+    return await render(
+        request,
+        "marketplace/bookings.html",
+        {
+            "incoming": await bookings.list_bookings(db, user.id, bookings.Role.PROVIDER),
+            "mine": await bookings.list_bookings(db, user.id, bookings.Role.CLIENT),
+        },
+    )
+
+
+async def booking_detail(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    db = request.config_dict[keys.DB]
+    booking = await bookings.get_booking(db, path_id(request), user.id)
+    payments = await billing.list_booking_payments(db, booking.id, user.id)
+    return await render(
+        request,
+        "marketplace/booking_detail.html",
+        {"booking": booking, "payments": payments, "role": booking.role_of(user.id).value},
+    )
+
+
+async def booking_action(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    booking = await bookings.apply_action(
+        request.config_dict[keys.DB],
+        request.config_dict[keys.NOTIFIER],
+        user_id=user.id,
+        booking_id=path_id(request),
+        action=request.match_info["action"],
+    )
+    raise web.HTTPSeeOther(_url(request, "booking_detail", id=booking.id))
+
+
+# --- Payments -----------------------------------------------------------------------------
+
+
+async def _payable_booking(request: web.Request) -> bookings.Booking:
+    user = require_user(request)
+    booking = await bookings.get_booking(request.config_dict[keys.DB], path_id(request), user.id)
+    if booking.role_of(user.id) is not bookings.Role.CLIENT:
+        raise Conflict("Only the client who made the booking can pay for it.")
+    if booking.payment_status in ("pending", "succeeded", "refunded"):
+        raise Conflict("This booking is already paid.")
+    if not booking.payable:
+        raise Conflict(
+            f"This booking is {booking.status.value}; only an accepted booking can be paid."
+        )
+    return booking
+
+
+async def _render_pay(
+    request: web.Request,
+    booking: bookings.Booking,
+    values: dict[str, str],
+    errors: Errors,
+    status: int = 200,
+) -> web.Response:
+    return await render(
+        request,
+        "marketplace/pay.html",
+        {
+            "booking": booking,
+            "values": values,
+            "errors": errors,
+            "succeeding_cards": sorted(SUCCEEDING_CARDS),
+            "declined_cards": sorted(DECLINED_CARDS.items()),
+        },
+        status=status,
+    )
+
+
+async def pay_form(request: web.Request) -> web.StreamResponse:
+    booking = await _payable_booking(request)
+    values = {
+        "amount": format_amount(booking.price_cents),
+        # One key per rendered form: submitting it twice makes one payment.
+        "idempotency_key": secrets.token_urlsafe(18),
+    }
+    return await _render_pay(request, booking, values, {})
+
+
+async def pay(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    app = request.config_dict
+    form = await request.post()
+    key = text(form, "idempotency_key")
+    if key:
+        # A resubmitted form whose first submission already made the payment lands on it.
+        earlier = await billing.find_by_key(app[keys.DB], user.id, key)
+        if earlier is not None:
+            raise web.HTTPSeeOther(_url(request, "payment_detail", id=earlier.id))
+    booking = await _payable_booking(request)
+    currency = app[keys.SETTINGS].currency
+    data, errors = validate_payment(form, booking.price_cents, currency)
+    if data is None:
+        values = {"amount": text(form, "amount"), "idempotency_key": key}
+        return await _render_pay(request, booking, values, errors, status=400)
+    payment = await billing.pay(
+        app[keys.DB],
+        app[keys.NOTIFIER],
+        app[keys.PAYMENT_PROCESSOR],
+        client_id=user.id,
+        booking_id=booking.id,
+        amount_cents=data.amount_cents,
+        currency=currency,
+        card_number=data.card_number,
+        idempotency_key=data.idempotency_key,
+    )
+    raise web.HTTPSeeOther(_url(request, "payment_detail", id=payment.id))
+
+
+async def payment_detail(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    payment = await billing.get_payment(request.config_dict[keys.DB], path_id(request), user.id)
+    return await render(
+        request,
+        "marketplace/payment_detail.html",
+        {"payment": payment, "is_payee": payment.payee_id == user.id},
+    )
+
+
+async def refund(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    app = request.config_dict
+    payment = await billing.refund(
+        app[keys.DB],
+        app[keys.NOTIFIER],
+        app[keys.PAYMENT_PROCESSOR],
+        provider_id=user.id,
+        payment_id=path_id(request),
+    )
+    raise web.HTTPSeeOther(_url(request, "payment_detail", id=payment.id))

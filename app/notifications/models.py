@@ -1,0 +1,60 @@
+"""The stored notification, as every layer sees it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+ENVELOPE_TYPES = ("booking_update", "payment_update", "notification")
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: int
+    user_id: int
+    type: str
+    event: str
+    key: str | None
+    data: dict[str, Any]
+    created_at: str
+    seen_at: str | None = None
+    read_at: str | None = None
+    delivered_at: str | None = None
+
+    @property
+    def message(self) -> str:
+        message = self.data.get("message")
+        return message if isinstance(message, str) else self.event.replace("_", " ").capitalize()
+
+    @property
+    def link(self) -> str | None:
+        """Where the notification leads: its payment, else its booking."""
+        payment_id = self.data.get("payment_id")
+        if isinstance(payment_id, int) and not isinstance(payment_id, bool):
+            return f"/payments/{payment_id}"
+        booking_id = self.data.get("booking_id")
+        if isinstance(booking_id, int) and not isinstance(booking_id, bool):
+            return f"/bookings/{booking_id}"
+        return None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Notification:
+        return cls(
+            id=row["id"],
+            user_id=row["user_id"],
+            type=row["type"],
+            event=row["event"],
+            key=row["key"],
+            data=json.loads(row["data"]),
+            created_at=row["created_at"],
+            seen_at=row["seen_at"],
+            read_at=row["read_at"],
+            delivered_at=row["delivered_at"],
+        )
+
+
+def dump_data(data: dict[str, Any]) -> str:
+    """JSON for storage; refuses NaN and Infinity, which no JSON parser downstream accepts."""
+    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))

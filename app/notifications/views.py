@@ -1,0 +1,68 @@
+"""The inbox page and its read marks."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from app import keys
+from app.forms import path_id
+from app.middlewares import require_user
+from app.notifications import store
+from app.notifications.models import ENVELOPE_TYPES
+from app.rendering import render
+
+KIND_LABELS = {
+    "booking_update": "Bookings",
+    "payment_update": "Payments",
+    "notification": "Notices",
+}
+
+
+def _page_number(raw: str) -> int:
+    return int(raw) if raw.isdigit() and len(raw) < 7 else 1
+
+
+async def inbox(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    db = request.config_dict[keys.DB]
+    kind = request.query.get("kind") or None
+    page = await store.list_page(
+        db, user.id, page=_page_number(request.query.get("page", "1")), kind=kind
+    )
+    # Listing a notification on the page is what "seen" means; "read" needs a click.
+    await store.mark_seen(db, user.id, [n.id for n in page.items if n.seen_at is None])
+    return await render(
+        request,
+        "notifications/inbox.html",
+        {"page": page, "kinds": ENVELOPE_TYPES, "kind_labels": KIND_LABELS},
+    )
+
+
+def _back_to_inbox(request: web.Request) -> web.HTTPSeeOther:
+    referer = request.headers.get("Referer", "")
+    own = f"{request.scheme}://{request.host}/notifications"
+    if referer.startswith(own):
+        return web.HTTPSeeOther(referer[len(request.scheme) + 3 + len(request.host) :])
+    return web.HTTPSeeOther(request.app.router["notifications"].url_for())
+
+
+async def open_notification(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    db = request.config_dict[keys.DB]
+    notification = await store.get(db, user.id, path_id(request))
+    await store.mark_read(db, user.id, [notification.id])
+    raise web.HTTPSeeOther(notification.link or str(request.app.router["notifications"].url_for()))
+
+
+async def read_one(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    db = request.config_dict[keys.DB]
+    notification = await store.get(db, user.id, path_id(request))
+    await store.mark_read(db, user.id, [notification.id])
+    raise _back_to_inbox(request)
+
+
+async def read_all(request: web.Request) -> web.StreamResponse:
+    user = require_user(request)
+    await store.mark_all_read(request.config_dict[keys.DB], user.id)
+    raise _back_to_inbox(request)

@@ -1,0 +1,58 @@
+"""The whole URL map. Every route is named; code and templates reverse URLs by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from app import pages
+from app.accounts import views as accounts
+from app.marketplace import views as marketplace
+from app.notifications import views as notifications
+
+ID = r"{id:\d{1,18}}"
+
+
+def setup_routes(app: web.Application, static_dir: Path) -> None:
+    r = app.router
+    r.add_get("/", pages.index, name="index")
+    r.add_get("/healthz", pages.healthz, name="healthz")
+
+    r.add_get("/signup", accounts.signup_form, name="signup")
+    r.add_post("/signup", accounts.signup)
+    r.add_get("/login", accounts.login_form, name="login")
+    r.add_post("/login", accounts.login)
+    r.add_post("/logout", accounts.logout, name="logout")
+    r.add_get("/account/sessions", accounts.sessions_page, name="sessions")
+    r.add_post(f"/account/sessions/{ID}/revoke", accounts.revoke_session, name="session_revoke")
+
+    r.add_get("/services", marketplace.browse, name="services")
+    r.add_get("/services/new", marketplace.service_new_form, name="service_new")
+    r.add_post("/services/new", marketplace.service_create)
+    r.add_get(f"/services/{ID}", marketplace.service_detail, name="service_detail")
+    r.add_get(f"/services/{ID}/edit", marketplace.service_edit_form, name="service_edit")
+    r.add_post(f"/services/{ID}/edit", marketplace.service_update)
+    r.add_post(f"/services/{ID}/unpublish", marketplace.service_unpublish, name="service_unpublish")
+    r.add_post(f"/services/{ID}/publish", marketplace.service_publish, name="service_publish")
+    r.add_post(f"/services/{ID}/book", marketplace.book, name="service_book")
+    r.add_get("/my/services", marketplace.my_services, name="my_services")
+
+    r.add_get("/bookings", marketplace.bookings_page, name="bookings")
+    r.add_get(f"/bookings/{ID}", marketplace.booking_detail, name="booking_detail")
+    r.add_post(
+        f"/bookings/{ID}/{{action:accept|decline|cancel|complete}}",
+        marketplace.booking_action,
+        name="booking_action",
+    )
+    r.add_get(f"/bookings/{ID}/pay", marketplace.pay_form, name="booking_pay")
+    r.add_post(f"/bookings/{ID}/pay", marketplace.pay)
+    r.add_get(f"/payments/{ID}", marketplace.payment_detail, name="payment_detail")
+    r.add_post(f"/payments/{ID}/refund", marketplace.refund, name="payment_refund")
+
+    r.add_get("/notifications", notifications.inbox, name="notifications")
+    r.add_post("/notifications/read-all", notifications.read_all, name="notifications_read_all")
+    r.add_get(f"/notifications/{ID}", notifications.open_notification, name="notification_open")
+    r.add_post(f"/notifications/{ID}/read", notifications.read_one, name="notification_read")
+
+    r.add_static("/static", static_dir, name="static")

@@ -1,0 +1,175 @@
+"""Passwords, CSRF tokens, same-origin checks, response headers and failed-login limits."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from aiohttp_session import get_session
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app.config import Argon2Params
+from app.errors import CsrfError
+
+MAX_PASSWORD_LENGTH = 256  # Argon2 takes any length; the cap keeps one request cheap.
+MIN_PASSWORD_LENGTH = 8
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def derive_key(secret: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one purpose, so the cookie and CSRF keys never coincide."""
+    return hmac.new(secret, purpose.encode(), hashlib.sha256).digest()
+
+
+class Passwords:
+    """Argon2id hashing, run in the default executor: a hash takes tens of milliseconds."""
+
+    def __init__(self, params: Argon2Params) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=params.time_cost,
+            memory_cost=params.memory_kib,
+            parallelism=params.parallelism,
+            type=Type.ID,
+        )
+        # Verified against when the email is unknown, so both answers take the same time.
+        self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(None, self._hasher.hash, password)
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        stored = self._dummy_hash if password_hash is None else password_hash
+        ok = await asyncio.get_running_loop().run_in_executor(None, self._verify, stored, password)
+        return ok and password_hash is not None
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+
+# --- CSRF ---------------------------------------------------------------------------------
+# The token is an HMAC of what the session cookie carries: the session token when signed in,
+# else a random per-browser nonce. A page from another site can neither read it nor make it.
+
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def csrf_token(request: web.Request, key: bytes) -> str:
+    session = await get_session(request)
+    binding = session.get("sid") or session.get("anon")
+    if not binding:
+        binding = secrets.token_urlsafe(24)
+        session["anon"] = binding
+    return hmac.new(key, str(binding).encode(), hashlib.sha256).hexdigest()
+
+
+def own_origin(request: web.Request, https: bool) -> str:
+    scheme = "https" if https else request.scheme
+    return f"{scheme}://{request.host}"
+
+
+def csrf_middleware(key: bytes, https: bool) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Checks every unsafe request except the bearer-token API under /api/."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method in SAFE_METHODS or request.path.startswith("/api/"):
+            return await handler(request)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin != own_origin(request, https):
+            raise CsrfError("This request came from another site and was refused.")
+        form = await request.post()
+        sent = form.get(CSRF_FIELD)
+        expected = await csrf_token(request, key)
+        if not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
+            raise CsrfError()
+        return await handler(request)
+
+    return middleware
+
+
+# --- Response headers ---------------------------------------------------------------------
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def headers_middleware(
+    signed_in: Callable[[web.Request], bool],
+) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if signed_in(request) and not request.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return middleware
+
+
+# --- Failed-login limits ------------------------------------------------------------------
+
+
+class FailureLimiter:
+    """Counts failures per key in a sliding window; a key with too many is blocked a while."""
+
+    def __init__(
+        self,
+        max_failures: int,
+        window_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window_seconds
+        self._clock = clock
+        self._max_keys = max_keys
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str) -> deque[float]:
+        now = self._clock()
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times
+
+    def retry_after(self, key: str) -> int | None:
+        """Seconds until `key` may try again, or None when it is not blocked."""
+        times = self._recent(key)
+        if len(times) < self.max_failures:
+            return None
+        return max(1, int(times[0] + self.window - self._clock()) + 1)
+
+    def record_failure(self, key: str) -> None:
+        if len(self._failures) >= self._max_keys and key not in self._failures:
+            # Forget the oldest key rather than grow without bound under a spray of addresses.
+            self._failures.pop(next(iter(self._failures)))
+        self._failures.setdefault(key, deque()).append(self._clock())
+
+    def reset(self, key: str) -> None:
+        self._failures.pop(key, None)
