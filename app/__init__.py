@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -14,13 +15,20 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from app import keys
 from app.accounts.sessions import SessionStore
+from app.clock import to_text, utc_now
 from app.config import Settings
 from app.db import Database
 from app.demo import seed_demo
+from app.marketplace.billing import fail_interrupted_payments
 from app.marketplace.payments import PaymentProcessor, SimulatedProcessor
+from app.metrics import Metrics
 from app.middlewares import auth_middleware, error_middleware
 from app.migrate import migrate
+from app.notifications.delivery import DeliveryRecorder
 from app.notifications.service import NotificationService
+from app.notifications.store import forget_client_messages
+from app.realtime.broker import InProcessBroker, SessionsEnded
+from app.realtime.hub import Hub, HubSettings
 from app.rendering import FILTERS
 from app.routes import setup_routes
 from app.security import (
@@ -36,6 +44,9 @@ TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
 
 log = logging.getLogger(__name__)
+
+# A client message id is remembered this long: an offline queue older than that is stale.
+CLIENT_MESSAGE_MEMORY = timedelta(days=7)
 
 
 def create_app(
@@ -79,7 +90,22 @@ def create_app(
         filters=FILTERS,
     )
     app[aiohttp_jinja2.static_root_key] = "/static"
+    app[keys.METRICS] = metrics = Metrics()
+    app[keys.BROKER] = InProcessBroker()
+    app[keys.HUB] = Hub(
+        HubSettings(
+            heartbeat_seconds=settings.ws_heartbeat_seconds,
+            heartbeat_timeout_seconds=settings.ws_heartbeat_timeout_seconds,
+            max_sockets_per_user=settings.ws_max_per_user,
+            queue_size=settings.ws_queue_size,
+            session_check_seconds=settings.session_check_seconds,
+            shutdown_spread_seconds=settings.shutdown_spread_seconds,
+        ),
+        metrics,
+    )
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(realtime_ctx)
+    app.on_shutdown.append(shutdown_realtime)
     setup_routes(app, STATIC_DIR)
     return app
 
@@ -90,13 +116,46 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await db.open()
     try:
         await migrate(db)
-        app[keys.DB] = db
-        app[keys.SESSIONS] = SessionStore(db, settings)
-        app[keys.NOTIFIER] = NotificationService(db)
-        if settings.demo:
-            await seed_demo(app)
     except BaseException:
         await db.close()
         raise
+    app[keys.DB] = db
+    app[keys.SESSIONS] = SessionStore(db, settings)
     yield
     await db.close()
+
+
+async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The notification writer, the broker, the hub and its loops, delivery receipts."""
+    db, broker, hub, metrics = app[keys.DB], app[keys.BROKER], app[keys.HUB], app[keys.METRICS]
+    sessions = app[keys.SESSIONS]
+    notifier = NotificationService(db, broker, metrics)
+    app[keys.NOTIFIER] = notifier
+    acks = DeliveryRecorder(db, metrics)
+    app[keys.ACKS] = acks
+
+    await broker.start()
+    broker.subscribe(hub.on_broker_message)
+
+    async def sessions_ended(session_ids: list[int]) -> None:
+        await broker.publish(SessionsEnded(tuple(session_ids)))
+
+    sessions.on_revoke(sessions_ended)
+    notifier.start()
+    acks.start()
+    hub.start(sessions.ended_among)
+    await fail_interrupted_payments(db, notifier)
+    await forget_client_messages(db, to_text(utc_now() - CLIENT_MESSAGE_MEMORY))
+    if app[keys.SETTINGS].demo:
+        await seed_demo(app)
+    yield
+    await hub.stop_loops()
+    await acks.stop()
+    await notifier.close()
+    await broker.close()
+
+
+async def shutdown_realtime(app: web.Application) -> None:
+    """SIGTERM / SIGINT: finish in-flight publishes, then close sockets in staggered batches."""
+    await app[keys.NOTIFIER].close()
+    await app[keys.HUB].shutdown()

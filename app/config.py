@@ -45,6 +45,16 @@ class Settings:
     login_max_failures: int = 5
     login_failure_window_seconds: int = 15 * 60
     demo: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    ws_heartbeat_seconds: float = 25.0
+    ws_heartbeat_timeout_seconds: float = 10.0
+    ws_protocol_ping_seconds: float = 30.0
+    ws_max_per_user: int = 10
+    ws_queue_size: int = 256
+    ws_rate_per_second: float = 20.0
+    ws_rate_burst: float = 40.0
+    session_check_seconds: float = 5.0
+    shutdown_spread_seconds: float = 10.0
 
     @property
     def cookie_name(self) -> str:
@@ -66,6 +76,38 @@ _OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
         "generated with mode 0600 when missing)",
         str,
         None,
+    ),
+    (
+        "--allowed-origins",
+        "APP_ALLOWED_ORIGINS",
+        "extra origins allowed to open WebSockets, comma-separated exact origins "
+        "(the site's own origin is always allowed)",
+        str,
+        "",
+    ),
+    (
+        "--ws-heartbeat",
+        "APP_WS_HEARTBEAT",
+        "seconds between heartbeat pings; a socket silent for this plus "
+        "APP_WS_HEARTBEAT_TIMEOUT is closed",
+        float,
+        25.0,
+    ),
+    ("--ws-heartbeat-timeout", "APP_WS_HEARTBEAT_TIMEOUT", "see --ws-heartbeat", float, 10.0),
+    ("--ws-max-per-user", "APP_WS_MAX_PER_USER", "open sockets allowed per user", int, 10),
+    (
+        "--ws-queue-size",
+        "APP_WS_QUEUE_SIZE",
+        "frames queued for one socket before it is closed as a slow consumer (1013)",
+        int,
+        256,
+    ),
+    (
+        "--shutdown-spread",
+        "APP_SHUTDOWN_SPREAD",
+        "seconds over which clients are told to reconnect after a shutdown",
+        float,
+        10.0,
     ),
     ("--log-level", "APP_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", str, "INFO"),
     ("--currency", "APP_CURRENCY", "ISO 4217 code shown with every price", str, "USD"),
@@ -157,6 +199,26 @@ def load_secret_key(path: Path, env: Mapping[str, str]) -> bytes:
     return data
 
 
+def _as_float(value: object, name: str, minimum: float = 0.0) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not minimum <= number < float("inf"):
+        raise ConfigError(f"{name} must be at least {minimum}, got {value!r}")
+    return number
+
+
+def parse_origins(value: str) -> tuple[str, ...]:
+    origins = tuple(part.strip().rstrip("/") for part in value.split(",") if part.strip())
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")) or origin.count("/") != 2:
+            raise ConfigError(
+                f"APP_ALLOWED_ORIGINS entries are origins like https://example.com, got {origin!r}"
+            )
+    return origins
+
+
 def settings_from_args(
     argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
@@ -199,4 +261,12 @@ def settings_from_args(
             values["--session-absolute-seconds"], "APP_SESSION_ABSOLUTE_SECONDS", 60
         ),
         demo=demo,
+        allowed_origins=parse_origins(str(values["--allowed-origins"])),
+        ws_heartbeat_seconds=_as_float(values["--ws-heartbeat"], "APP_WS_HEARTBEAT", 0.05),
+        ws_heartbeat_timeout_seconds=_as_float(
+            values["--ws-heartbeat-timeout"], "APP_WS_HEARTBEAT_TIMEOUT", 0.05
+        ),
+        ws_max_per_user=_as_int(values["--ws-max-per-user"], "APP_WS_MAX_PER_USER", 1),
+        ws_queue_size=_as_int(values["--ws-queue-size"], "APP_WS_QUEUE_SIZE", 1),
+        shutdown_spread_seconds=_as_float(values["--shutdown-spread"], "APP_SHUTDOWN_SPREAD"),
     )

@@ -84,6 +84,11 @@ class Transaction:
 _current: ContextVar[Transaction | None] = ContextVar("current_transaction", default=None)
 
 
+def current_transaction() -> Transaction | None:
+    """The transaction this task has open, if any."""
+    return _current.get()
+
+
 class Database:
     def __init__(self, path: Path, readers: int = 3) -> None:
         self.path = path

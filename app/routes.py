@@ -6,10 +6,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from app import pages
+from app import api, pages
 from app.accounts import views as accounts
 from app.marketplace import views as marketplace
 from app.notifications import views as notifications
+from app.realtime import ws
 
 ID = r"{id:\d{1,18}}"
 
@@ -18,6 +19,9 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     r = app.router
     r.add_get("/", pages.index, name="index")
     r.add_get("/healthz", pages.healthz, name="healthz")
+    r.add_get("/metrics", api.metrics, name="metrics")
+    r.add_post("/api/publish", api.publish, name="api_publish")
+    r.add_get("/ws", ws.websocket, name="ws")
 
     r.add_get("/signup", accounts.signup_form, name="signup")
     r.add_post("/signup", accounts.signup)

@@ -112,6 +112,40 @@ class SessionStore:
             from_text(row["last_seen_at"]) + self._idle > now
         )
 
+    async def ended_among(self, session_ids: set[int]) -> set[int]:
+        """Of these sessions (with open sockets), those that have ended. The rest count as in
+        use: an open page is activity, so their last_seen_at moves on."""
+        ids = sorted(session_ids)
+        now = utc_now()
+        ended: set[int] = set()
+        touch: list[int] = []
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            rows = await self._db.fetch_all(
+                "SELECT id, last_seen_at, expires_at, revoked_at FROM sessions"
+                f" WHERE id IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found = {row["id"] for row in rows}
+            ended.update(set(chunk) - found)
+            for row in rows:
+                last_seen = from_text(row["last_seen_at"])
+                if (
+                    row["revoked_at"] is not None
+                    or from_text(row["expires_at"]) <= now
+                    or last_seen + self._idle <= now
+                ):
+                    ended.add(row["id"])
+                elif now - last_seen >= TOUCH_INTERVAL:
+                    touch.append(row["id"])
+        if touch:
+            async with self._db.transaction() as tx:
+                await tx.executemany(
+                    "UPDATE sessions SET last_seen_at = ? WHERE id = ?",
+                    [(to_text(now), session_id) for session_id in touch],
+                )
+        return ended
+
     async def list_active(self, user_id: int) -> list[SessionInfo]:
         idle_cutoff = to_text(utc_now() - self._idle)
         rows = await self._db.fetch_all(

@@ -265,7 +265,15 @@ async def pay(request: web.Request) -> web.StreamResponse:
         earlier = await billing.find_by_key(app[keys.DB], user.id, key)
         if earlier is not None:
             raise web.HTTPSeeOther(_url(request, "payment_detail", id=earlier.id))
-    booking = await _payable_booking(request)
+    try:
+        booking = await _payable_booking(request)
+    except Conflict:
+        # The first submission may have started its payment between the look-up above and
+        # this check ("already paid"): the resubmitted form still lands on that payment.
+        earlier = await billing.find_by_key(app[keys.DB], user.id, key) if key else None
+        if earlier is None:
+            raise
+        raise web.HTTPSeeOther(_url(request, "payment_detail", id=earlier.id)) from None
     currency = app[keys.SETTINGS].currency
     data, errors = validate_payment(form, booking.price_cents, currency)
     if data is None:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+from app import strictjson
 
 ENVELOPE_TYPES = ("booking_update", "payment_update", "notification")
 
@@ -17,11 +20,17 @@ class Notification:
     type: str
     event: str
     key: str | None
-    data: dict[str, Any]
+    raw_data: str  # `data` as stored JSON text: passed through to sockets without re-encoding
     created_at: str
     seen_at: str | None = None
     read_at: str | None = None
     delivered_at: str | None = None
+    unread: int = field(default=0, compare=False)  # the user's unread count right after it
+
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.raw_data)
+        return value
 
     @property
     def message(self) -> str:
@@ -47,7 +56,7 @@ class Notification:
             type=row["type"],
             event=row["event"],
             key=row["key"],
-            data=json.loads(row["data"]),
+            raw_data=row["data"],
             created_at=row["created_at"],
             seen_at=row["seen_at"],
             read_at=row["read_at"],
@@ -57,4 +66,4 @@ class Notification:
 
 def dump_data(data: dict[str, Any]) -> str:
     """JSON for storage; refuses NaN and Infinity, which no JSON parser downstream accepts."""
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return strictjson.dumps(data)

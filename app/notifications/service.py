@@ -1,21 +1,35 @@
-"""The one way to notify someone: persist first, then hand on for delivery after commit.
+"""The one way to notify someone: persist first, then publish for delivery after commit.
 
-Called inside a booking or payment transaction, the notification row joins that transaction
-(see `Database.transaction`); the delivery listeners hear of it only once the transaction has
-committed, and never if it rolled back. Called on its own, it opens and commits a transaction.
+Called inside a booking or payment transaction, the notification rows join that transaction
+(see `Database.transaction`) and are published only once it has committed, never if it rolled
+back. Called on its own, a send is queued for the batch writer: one task that takes every send
+waiting at that moment and stores them all in one transaction, so concurrent publishes share a
+commit (a single-row transaction through aiosqlite costs about a millisecond) while each caller
+still gets its own rows back, persisted, before anything is sent.
+
+Read and seen marks go through here too, so every device of the user hears of them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from app.clock import now_text
-from app.db import Database, Transaction
+from app.db import Database, current_transaction
+from app.metrics import Metrics
+from app.notifications import store
 from app.notifications.models import ENVELOPE_TYPES, Notification, dump_data
+from app.notifications.store import Marked, NewNotification
+from app.realtime.broker import Broker, NotificationsMarked, NotificationsStored
 
-DeliveryListener = Callable[[list[Notification]], Awaitable[None]]
+log = logging.getLogger(__name__)
+
+MAX_BATCH_ROWS = 20_000
 
 
 def collapse_key(data: dict[str, Any]) -> str | None:
@@ -27,14 +41,36 @@ def collapse_key(data: dict[str, Any]) -> str | None:
     return None
 
 
-class NotificationService:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._listeners: list[DeliveryListener] = []
+@dataclass
+class _Send:
+    rows: list[NewNotification]
+    done: asyncio.Future[list[Notification]]
 
-    def add_listener(self, listener: DeliveryListener) -> None:
-        """`listener` receives every batch of notifications once it has been committed."""
-        self._listeners.append(listener)
+
+class NotificationService:
+    def __init__(self, db: Database, broker: Broker, metrics: Metrics) -> None:
+        self._db = db
+        self._broker = broker
+        self._metrics = metrics
+        self._queue: asyncio.Queue[_Send] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name="notification-writer")
+
+    async def close(self) -> None:
+        """Finish every send already queued, then stop the writer."""
+        if self._writer is None:
+            return
+        await self._queue.join()
+        self._writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._writer
+        self._writer = None
+
+    # --- the seed's API ---------------------------------------------------------------
 
     async def send_to_user(
         self, user_id: int, type: str, data: dict[str, Any], *, key: str | None = None
@@ -56,29 +92,119 @@ class NotificationService:
         *,
         key: str | None = None,
     ) -> list[Notification]:
-        """Store one notification per user in one transaction; returns them in `user_ids` order."""
+        """Store one notification per user; returns them in `user_ids` order, with ids."""
         if type not in ENVELOPE_TYPES:
             raise ValueError(f"unknown notification type {type!r}")
         event = data.get("type")
         event = event if isinstance(event, str) and event else type
+        raw = dump_data(data)
         key = key if key is not None else collapse_key(data)
-        payload = dump_data(data)
-        created_at = now_text()
-        stored: list[Notification] = []
-        async with self._db.transaction() as tx:
-            for user_id in user_ids:
-                cursor = await tx.execute(
-                    "INSERT INTO notifications (user_id, type, event, key, data, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (user_id, type, event, key, payload, created_at),
-                )
-                assert cursor.lastrowid is not None
-                stored.append(
-                    Notification(cursor.lastrowid, user_id, type, event, key, data, created_at)
-                )
-            self._deliver_after_commit(tx, stored)
-        return stored
+        rows = [NewNotification(user_id, type, event, key, raw) for user_id in user_ids]
+        tx = current_transaction()
+        if tx is not None:
+            stored = await store.insert_notifications(tx, rows)
+            tx.after_commit(functools.partial(self._published, stored))
+            return stored
+        if self._writer is None:
+            async with self._db.transaction() as own:
+                stored = await store.insert_notifications(own, rows)
+                own.after_commit(functools.partial(self._published, stored))
+            return stored
+        done: asyncio.Future[list[Notification]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Send(rows, done))
+        return await done
 
-    def _deliver_after_commit(self, tx: Transaction, batch: list[Notification]) -> None:
-        for listener in self._listeners:
-            tx.after_commit(functools.partial(listener, batch))
+    async def unknown_users(self, user_ids: Sequence[int]) -> list[int]:
+        return await store.unknown_users(self._db, user_ids)
+
+    # --- read marks -------------------------------------------------------------------
+
+    async def mark_read(
+        self, user_id: int, ids: Sequence[int], *, client_msg_id: str | None = None
+    ) -> Marked | None:
+        return await self._mark(user_id, "read", ids, client_msg_id)
+
+    async def mark_all_read(
+        self, user_id: int, *, client_msg_id: str | None = None
+    ) -> Marked | None:
+        return await self._mark(user_id, "read", None, client_msg_id)
+
+    async def mark_seen(
+        self, user_id: int, ids: Sequence[int], *, client_msg_id: str | None = None
+    ) -> Marked | None:
+        return await self._mark(user_id, "seen", ids, client_msg_id)
+
+    async def _mark(
+        self, user_id: int, mark: str, ids: Sequence[int] | None, client_msg_id: str | None
+    ) -> Marked | None:
+        """Apply a mark; None when `client_msg_id` was applied before (nothing changes)."""
+        async with self._db.transaction() as tx:
+            if client_msg_id is not None and not await store.claim_client_message(
+                tx, user_id, client_msg_id
+            ):
+                return None
+            if mark == "read":
+                marked = await store.mark_read(tx, user_id, ids)
+            else:
+                marked = await store.mark_seen(tx, user_id, ids or ())
+            if marked.ids:
+                tx.after_commit(functools.partial(self._marked, user_id, mark, ids, marked))
+        return marked
+
+    async def _marked(
+        self, user_id: int, mark: str, ids: Sequence[int] | None, marked: Marked
+    ) -> None:
+        counter = (
+            self._metrics.notifications_read if mark == "read" else self._metrics.notifications_seen
+        )
+        for event in marked.events:
+            counter.labels(event).inc()
+        await self._broker.publish(
+            NotificationsMarked(
+                user_id, mark, None if ids is None else tuple(marked.ids), marked.unread
+            )
+        )
+
+    # --- the batch writer -------------------------------------------------------------
+
+    async def _published(self, stored: list[Notification]) -> None:
+        for notification in stored:
+            self._metrics.notifications_created.labels(notification.event).inc()
+        await self._broker.publish(NotificationsStored(tuple(stored)))
+
+    async def _write_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            size = len(first.rows)
+            while size < MAX_BATCH_ROWS and not self._queue.empty():
+                send = self._queue.get_nowait()
+                batch.append(send)
+                size += len(send.rows)
+            try:
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    async def _write(self, batch: list[_Send]) -> None:
+        try:
+            async with self._db.transaction() as tx:
+                stored = await store.insert_notifications(
+                    tx, [row for send in batch for row in send.rows]
+                )
+                tx.after_commit(functools.partial(self._published, stored))
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0].done.done():
+                    batch[0].done.set_exception(exc)
+                return
+            # One bad send must not fail the others: write them one by one.
+            for send in batch:
+                await self._write([send])
+            return
+        offset = 0
+        for send in batch:
+            if not send.done.done():
+                send.done.set_result(stored[offset : offset + len(send.rows)])
+            offset += len(send.rows)

@@ -1,20 +1,34 @@
-"""Inbox queries: one user's notifications, their unread count, and read/seen marks.
+"""Notification rows: inserting them with the unread counter, the inbox queries, read marks.
 
 Every function takes the owner's user id and filters by it, so no query here can reach
-another person's notifications.
+another person's notifications. `users.unread_count` is kept in the same transaction as every
+insert and read mark, so it is always exactly the number of unread rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from app.clock import now_text
-from app.db import Database
+from app.db import Database, Transaction
 from app.errors import NotFound
 from app.notifications.models import ENVELOPE_TYPES, Notification
 
 PAGE_SIZE = 20
+# SQLite allows 32,766 bound variables per statement; 6 per inserted row.
+_INSERT_CHUNK = 4000
+_IN_CHUNK = 900
+MAX_MARK_IDS = 500
+
+
+@dataclass(frozen=True)
+class NewNotification:
+    user_id: int
+    type: str
+    event: str
+    key: str | None
+    raw_data: str
 
 
 @dataclass(frozen=True)
@@ -26,11 +40,105 @@ class InboxPage:
     kind: str | None
 
 
-async def unread_count(db: Database, user_id: int) -> int:
-    value = await db.fetch_value(
-        "SELECT count(*) FROM notifications WHERE user_id = ? AND read_at IS NULL", (user_id,)
+@dataclass(frozen=True)
+class Marked:
+    """What a read or seen mark changed: the ids, their events, the unread count after."""
+
+    ids: list[int]
+    events: list[str]
+    unread: int
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+async def insert_notifications(
+    tx: Transaction, rows: Sequence[NewNotification]
+) -> list[Notification]:
+    """Insert in order; each returned notification carries its user's unread count after it."""
+    if not rows:
+        return []
+    user_ids = sorted({row.user_id for row in rows})
+    counts: dict[int, int] = {}
+    for chunk in _chunks(user_ids, _IN_CHUNK):
+        found = await tx.fetch_all(
+            f"SELECT id, unread_count FROM users WHERE id IN ({_marks(len(chunk))})", chunk
+        )
+        counts.update((r[0], r[1]) for r in found)
+    created_at = now_text()
+    stored: list[Notification] = []
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        batch = rows[start : start + _INSERT_CHUNK]
+        params: list[object] = []
+        for row in batch:
+            params += (row.user_id, row.type, row.event, row.key, row.raw_data, created_at)
+        returned = await tx.fetch_all(
+            "INSERT INTO notifications (user_id, type, event, key, data, created_at) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(batch))
+            + " RETURNING id",
+            params,
+        )
+        # SQLite inserts the VALUES rows in order, so sorted ids line up with them.
+        ids = sorted(r[0] for r in returned)
+        for notification_id, row in zip(ids, batch, strict=True):
+            counts[row.user_id] = counts.get(row.user_id, 0) + 1
+            stored.append(
+                Notification(
+                    id=notification_id,
+                    user_id=row.user_id,
+                    type=row.type,
+                    event=row.event,
+                    key=row.key,
+                    raw_data=row.raw_data,
+                    created_at=created_at,
+                    unread=counts[row.user_id],
+                )
+            )
+    await tx.executemany(
+        "UPDATE users SET unread_count = ? WHERE id = ?",
+        [(counts[user_id], user_id) for user_id in user_ids],
     )
-    return int(value)
+    return stored
+
+
+async def unknown_users(db: Database, user_ids: Sequence[int]) -> list[int]:
+    wanted = sorted(set(user_ids))
+    known: set[int] = set()
+    for chunk in _chunks(wanted, _IN_CHUNK):
+        rows = await db.fetch_all(f"SELECT id FROM users WHERE id IN ({_marks(len(chunk))})", chunk)
+        known.update(r[0] for r in rows)
+    return [user_id for user_id in wanted if user_id not in known]
+
+
+async def unread_count(db: Database, user_id: int) -> int:
+    value = await db.fetch_value("SELECT unread_count FROM users WHERE id = ?", (user_id,))
+    return int(value or 0)
+
+
+async def unread_and_newest(db: Database, user_id: int) -> tuple[int, int]:
+    """(unread count, id of the newest notification or 0)."""
+    row = await db.fetch_one(
+        "SELECT unread_count,"
+        " (SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = users.id)"
+        " FROM users WHERE id = ?",
+        (user_id,),
+    )
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+async def after(db: Database, user_id: int, after_id: int, limit: int) -> list[Notification]:
+    """The user's notifications with id > after_id, oldest first."""
+    rows = await db.fetch_all(
+        "SELECT * FROM notifications WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?",
+        (user_id, after_id, limit),
+    )
+    return [Notification.from_row(row) for row in rows]
 
 
 async def list_page(
@@ -67,40 +175,61 @@ async def get(db: Database, user_id: int, notification_id: int) -> Notification:
     return Notification.from_row(row)
 
 
-async def mark_read(db: Database, user_id: int, ids: Sequence[int]) -> list[int]:
-    """Mark the user's notifications among `ids` read (and seen); returns those that changed."""
-    return await _mark(db, user_id, ids, "read_at")
+async def claim_client_message(tx: Transaction, user_id: int, client_msg_id: str) -> bool:
+    """True the first time this client message id is seen for the user, False after."""
+    cursor = await tx.execute(
+        "INSERT OR IGNORE INTO client_messages (user_id, client_msg_id, created_at)"
+        " VALUES (?, ?, ?)",
+        (user_id, client_msg_id, now_text()),
+    )
+    return cursor.rowcount == 1
 
 
-async def mark_seen(db: Database, user_id: int, ids: Sequence[int]) -> list[int]:
-    return await _mark(db, user_id, ids, "seen_at")
-
-
-async def mark_all_read(db: Database, user_id: int) -> int:
+async def mark_read(tx: Transaction, user_id: int, ids: Sequence[int] | None) -> Marked:
+    """Mark the user's notifications among `ids` (None: all) read, and seen if not yet."""
     now = now_text()
-    async with db.transaction() as tx:
-        cursor = await tx.execute(
+    if ids is None:
+        rows = await tx.fetch_all(
             "UPDATE notifications SET read_at = ?, seen_at = coalesce(seen_at, ?)"
-            " WHERE user_id = ? AND read_at IS NULL",
+            " WHERE user_id = ? AND read_at IS NULL RETURNING id, event",
             (now, now, user_id),
         )
-    return cursor.rowcount
-
-
-async def _mark(db: Database, user_id: int, ids: Sequence[int], column: str) -> list[int]:
-    if column not in ("read_at", "seen_at"):
-        raise ValueError(column)
-    wanted = sorted(set(ids))[:500]
-    if not wanted:
-        return []
-    now = now_text()
-    marks = "?, " * (len(wanted) - 1) + "?"
-    also_seen = ", seen_at = coalesce(seen_at, ?)" if column == "read_at" else ""
-    extra: list[object] = [now] if also_seen else []
-    async with db.transaction() as tx:
+    else:
+        wanted = sorted(set(ids))[:MAX_MARK_IDS]
+        if not wanted:
+            return Marked([], [], await _unread_in(tx, user_id))
         rows = await tx.fetch_all(
-            f"UPDATE notifications SET {column} = ?{also_seen}"
-            f" WHERE user_id = ? AND {column} IS NULL AND id IN ({marks}) RETURNING id",
-            [now, *extra, user_id, *wanted],
+            "UPDATE notifications SET read_at = ?, seen_at = coalesce(seen_at, ?)"
+            f" WHERE user_id = ? AND read_at IS NULL AND id IN ({_marks(len(wanted))})"
+            " RETURNING id, event",
+            [now, now, user_id, *wanted],
         )
-    return sorted(row[0] for row in rows)
+    if rows:
+        await tx.execute(
+            "UPDATE users SET unread_count = max(0, unread_count - ?) WHERE id = ?",
+            (len(rows), user_id),
+        )
+    return Marked(sorted(r[0] for r in rows), [r[1] for r in rows], await _unread_in(tx, user_id))
+
+
+async def mark_seen(tx: Transaction, user_id: int, ids: Sequence[int]) -> Marked:
+    wanted = sorted(set(ids))[:MAX_MARK_IDS]
+    rows = []
+    if wanted:
+        rows = await tx.fetch_all(
+            "UPDATE notifications SET seen_at = ?"
+            f" WHERE user_id = ? AND seen_at IS NULL AND id IN ({_marks(len(wanted))})"
+            " RETURNING id, event",
+            [now_text(), user_id, *wanted],
+        )
+    return Marked(sorted(r[0] for r in rows), [r[1] for r in rows], await _unread_in(tx, user_id))
+
+
+async def _unread_in(tx: Transaction, user_id: int) -> int:
+    row = await tx.fetch_one("SELECT unread_count FROM users WHERE id = ?", (user_id,))
+    return 0 if row is None else int(row[0])
+
+
+async def forget_client_messages(db: Database, older_than: str) -> None:
+    async with db.transaction() as tx:
+        await tx.execute("DELETE FROM client_messages WHERE created_at < ?", (older_than,))

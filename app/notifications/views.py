@@ -30,7 +30,9 @@ async def inbox(request: web.Request) -> web.StreamResponse:
         db, user.id, page=_page_number(request.query.get("page", "1")), kind=kind
     )
     # Listing a notification on the page is what "seen" means; "read" needs a click.
-    await store.mark_seen(db, user.id, [n.id for n in page.items if n.seen_at is None])
+    unseen = [n.id for n in page.items if n.seen_at is None]
+    if unseen:
+        await request.config_dict[keys.NOTIFIER].mark_seen(user.id, unseen)
     return await render(
         request,
         "notifications/inbox.html",
@@ -50,7 +52,7 @@ async def open_notification(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     db = request.config_dict[keys.DB]
     notification = await store.get(db, user.id, path_id(request))
-    await store.mark_read(db, user.id, [notification.id])
+    await request.config_dict[keys.NOTIFIER].mark_read(user.id, [notification.id])
     raise web.HTTPSeeOther(notification.link or str(request.app.router["notifications"].url_for()))
 
 
@@ -58,11 +60,11 @@ async def read_one(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     db = request.config_dict[keys.DB]
     notification = await store.get(db, user.id, path_id(request))
-    await store.mark_read(db, user.id, [notification.id])
+    await request.config_dict[keys.NOTIFIER].mark_read(user.id, [notification.id])
     raise _back_to_inbox(request)
 
 
 async def read_all(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
-    await store.mark_all_read(request.config_dict[keys.DB], user.id)
+    await request.config_dict[keys.NOTIFIER].mark_all_read(user.id)
     raise _back_to_inbox(request)

@@ -1,0 +1,226 @@
+"""The hub: which sockets are open for whom, and fan-out of what the broker reports.
+
+The registry maps user id -> live connections (every device and tab) and session id ->
+connections (so ending a session closes exactly its sockets). The broker's subscriber only
+queues messages; one dispatcher task delivers them in order, offering each frame to every
+socket of its user without ever waiting on one. The hub knows nothing of bookings or payments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from app.metrics import Metrics
+from app.realtime import protocol
+from app.realtime.broker import (
+    BrokerMessage,
+    NotificationsMarked,
+    NotificationsStored,
+    SessionsEnded,
+)
+from app.realtime.connection import CloseCode, Connection, Outbound
+
+log = logging.getLogger(__name__)
+
+# Given the session ids of open sockets, returns those whose session has ended.
+SessionChecker = Callable[[set[int]], Awaitable[set[int]]]
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    heartbeat_seconds: float = 25.0
+    heartbeat_timeout_seconds: float = 10.0
+    max_sockets_per_user: int = 10
+    queue_size: int = 256
+    session_check_seconds: float = 5.0
+    shutdown_spread_seconds: float = 10.0
+    shutdown_batch_size: int = 200
+
+
+class Hub:
+    def __init__(self, settings: HubSettings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.accepting = True
+        self._by_user: dict[int, set[Connection]] = {}
+        self._by_session: dict[int, set[Connection]] = {}
+        self._inbox: asyncio.Queue[tuple[BrokerMessage, float]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- registry ---------------------------------------------------------------------
+
+    def register(self, conn: Connection) -> bool:
+        """Add a socket; False when its user already has the maximum open."""
+        sockets = self._by_user.setdefault(conn.user_id, set())
+        if len(sockets) >= self.settings.max_sockets_per_user:
+            if not sockets:
+                del self._by_user[conn.user_id]
+            return False
+        sockets.add(conn)
+        self._by_session.setdefault(conn.session_id, set()).add(conn)
+        self.metrics.connections.inc()
+        self.metrics.connections_opened.inc()
+        self.metrics.users_online.set(len(self._by_user))
+        return True
+
+    def unregister(self, conn: Connection) -> None:
+        sockets = self._by_user.get(conn.user_id)
+        if sockets is None or conn not in sockets:
+            return
+        sockets.discard(conn)
+        if not sockets:
+            del self._by_user[conn.user_id]
+        session = self._by_session.get(conn.session_id)
+        if session is not None:
+            session.discard(conn)
+            if not session:
+                del self._by_session[conn.session_id]
+        self.metrics.connections.dec()
+        self.metrics.users_online.set(len(self._by_user))
+
+    def connections_of(self, user_id: int) -> tuple[Connection, ...]:
+        return tuple(self._by_user.get(user_id, ()))
+
+    def all_connections(self) -> list[Connection]:
+        return [conn for sockets in self._by_user.values() for conn in sockets]
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(sockets) for sockets in self._by_user.values())
+
+    @property
+    def users_online(self) -> int:
+        return len(self._by_user)
+
+    # --- delivery ---------------------------------------------------------------------
+
+    def on_broker_message(self, message: BrokerMessage) -> None:
+        """The broker subscriber: queue, never block, keep order."""
+        self._inbox.put_nowait((message, time.perf_counter()))
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            message, received_at = await self._inbox.get()
+            try:
+                if isinstance(message, NotificationsStored):
+                    self._deliver(message, received_at)
+                elif isinstance(message, NotificationsMarked):
+                    self._marked(message)
+                elif isinstance(message, SessionsEnded):
+                    self.close_sessions(message.session_ids)
+            except Exception:
+                log.exception("dispatching %r failed", type(message).__name__)
+            finally:
+                self._inbox.task_done()
+
+    def _deliver(self, message: NotificationsStored, received_at: float) -> None:
+        by_user = self._by_user
+        for notification in message.notifications:
+            sockets = by_user.get(notification.user_id)
+            if not sockets:
+                continue
+            item = Outbound(
+                protocol.notification_frame(notification, notification.unread),
+                notification.id,
+                notification.event,
+                received_at,
+            )
+            for conn in tuple(sockets):
+                conn.offer(item)
+
+    def _marked(self, message: NotificationsMarked) -> None:
+        sockets = self._by_user.get(message.user_id)
+        if not sockets:
+            return
+        ids = None if message.ids is None else list(message.ids)
+        if message.mark == "read":
+            text = protocol.control("notification_read", ids=ids, unread=message.unread)
+        else:
+            text = protocol.control("notification_seen", ids=ids, unread=message.unread)
+        item = Outbound(text)
+        for conn in tuple(sockets):
+            conn.offer(item)
+
+    def close_sessions(self, session_ids: Iterable[int]) -> int:
+        closed = 0
+        for session_id in session_ids:
+            for conn in tuple(self._by_session.get(session_id, ())):
+                self.metrics.session_closes.inc()
+                conn.close_soon(CloseCode.SESSION_ENDED, "session ended")
+                closed += 1
+        return closed
+
+    async def drain(self) -> None:
+        """Wait until everything the broker has handed over is offered to the sockets."""
+        await self._inbox.join()
+
+    # --- background loops -------------------------------------------------------------
+
+    def start(self, check_sessions: SessionChecker) -> None:
+        self._tasks = [
+            asyncio.create_task(self._dispatch_loop(), name="hub-dispatch"),
+            asyncio.create_task(self._heartbeat_loop(), name="hub-heartbeat"),
+            asyncio.create_task(self._session_loop(check_sessions), name="hub-sessions"),
+        ]
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.settings.heartbeat_seconds
+        limit = interval + self.settings.heartbeat_timeout_seconds
+        ping = Outbound(protocol.PING)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for conn in self.all_connections():
+                if now - conn.last_received > limit:
+                    self.metrics.heartbeat_timeouts.inc()
+                    conn.close_soon(CloseCode.GOING_AWAY, "heartbeat timeout")
+                else:
+                    conn.offer(ping)
+
+    async def _session_loop(self, check_sessions: SessionChecker) -> None:
+        while True:
+            await asyncio.sleep(self.settings.session_check_seconds)
+            if not self._by_session:
+                continue
+            try:
+                ended = await check_sessions(set(self._by_session))
+            except Exception:
+                log.exception("checking sessions failed")
+                continue
+            self.close_sessions(ended)
+
+    async def stop_loops(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def shutdown(self) -> None:
+        """Close every socket with 1001, in batches, each told a later reconnect delay.
+
+        Spreading the reconnects over `shutdown_spread_seconds` keeps a deploy from turning
+        into a reconnect storm against the next process.
+        """
+        self.accepting = False
+        await self.drain()
+        connections = self.all_connections()
+        random.shuffle(connections)
+        size = max(1, self.settings.shutdown_batch_size)
+        batches = [connections[i : i + size] for i in range(0, len(connections), size)]
+        spread_ms = int(self.settings.shutdown_spread_seconds * 1000)
+        for index, batch in enumerate(batches):
+            delay_ms = spread_ms * index // max(1, len(batches))
+            reason = f"reconnect in {delay_ms} ms"
+            await asyncio.gather(
+                *(conn.close(CloseCode.GOING_AWAY, reason) for conn in batch),
+                return_exceptions=True,
+            )
+        await self.stop_loops()

@@ -1,0 +1,115 @@
+"""The WebSocket wire protocol: frames the server sends, and strict parsing of client frames.
+
+Server -> client (JSON text; notification frames carry the stored id, control frames id null):
+
+| type                | fields                                                          |
+| ------------------- | --------------------------------------------------------------- |
+| welcome             | user_id, heartbeat (s), unread, last_id                         |
+| booking_update ...  | id, key, unread, data, created_at (a stored notification)       |
+| replay_done         | count, last_id (the replay after a resume is complete)           |
+| ping / pong         |                                                                 |
+| notification_read   | ids (null: all), unread                                         |
+| notification_seen   | ids                                                             |
+| ack                 | client_msg_id (that client message was applied, once)           |
+| reconnect           | delay_ms (server shutting down: reconnect after this delay)     |
+| error               | code, message                                                   |
+
+Client -> server: ping, pong, resume {last_id}, ack {id}, mark_read {ids}, mark_seen {ids},
+mark_all_read; any of them may carry client_msg_id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from app import strictjson
+from app.notifications.models import Notification
+
+MAX_FRAME_BYTES = 64 * 1024
+MAX_DEPTH = 8
+MAX_IDS = 500
+MAX_CLIENT_MSG_ID = 64
+CLIENT_TYPES = frozenset(
+    {"ping", "pong", "resume", "ack", "mark_read", "mark_seen", "mark_all_read"}
+)
+
+
+_dumps = strictjson.dumps
+
+
+def control(type: str, **fields: Any) -> str:
+    return _dumps({"type": type, "id": None, **fields})
+
+
+PING = control("ping")
+PONG = control("pong")
+
+
+def welcome(user_id: int, heartbeat: float, unread: int, last_id: int) -> str:
+    heartbeat = int(heartbeat) if float(heartbeat).is_integer() else heartbeat
+    return control("welcome", user_id=user_id, heartbeat=heartbeat, unread=unread, last_id=last_id)
+
+
+def error(code: str, message: str) -> str:
+    return control("error", code=code, message=message)
+
+
+def notification_frame(n: Notification, unread: int) -> str:
+    """The frame for a stored notification. `data` is the stored JSON text, passed through."""
+    return (
+        f'{{"id":{n.id},"type":{_dumps(n.type)},"key":{_dumps(n.key)},"unread":{unread},'
+        f'"data":{n.raw_data},"created_at":{_dumps(n.created_at)}}}'
+    )
+
+
+class BadFrame(Exception):
+    """A client frame we refuse; `code` goes into the error frame."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ClientFrame:
+    type: str
+    body: dict[str, Any]
+    client_msg_id: str | None
+
+    def ids(self) -> list[int]:
+        raw = self.body.get("ids")
+        if not isinstance(raw, list) or len(raw) > MAX_IDS or not all(_is_id(i) for i in raw):
+            raise BadFrame("bad_frame", f"'ids' must be a list of at most {MAX_IDS} ids")
+        return list(raw)
+
+    def id_field(self, name: str) -> int:
+        value = self.body.get(name)
+        if not isinstance(value, int) or not _is_id(value):
+            raise BadFrame("bad_frame", f"'{name}' must be a non-negative integer")
+        return value
+
+
+def _is_id(value: object) -> bool:
+    return type(value) is int and 0 <= value < 2**63
+
+
+def parse_client_frame(text: str) -> ClientFrame:
+    if len(text) > MAX_FRAME_BYTES:
+        raise BadFrame("too_big", "the frame is too big")
+    try:
+        value = strictjson.loads(text, MAX_DEPTH)
+    except strictjson.JSONRejected as exc:
+        raise BadFrame("bad_json", f"bad JSON: {exc.message}") from None
+    if not isinstance(value, dict):
+        raise BadFrame("bad_frame", "a frame is a JSON object")
+    kind = value.get("type")
+    if not isinstance(kind, str) or kind not in CLIENT_TYPES:
+        raise BadFrame("unknown_type", f"unknown frame type {str(kind)[:40]!r}")
+    msg_id = value.get("client_msg_id")
+    if msg_id is not None and (
+        not isinstance(msg_id, str) or not 0 < len(msg_id) <= MAX_CLIENT_MSG_ID
+    ):
+        raise BadFrame("bad_frame", "'client_msg_id' must be a short string")
+    return ClientFrame(kind, value, msg_id)
