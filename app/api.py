@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import sqlite3
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -72,10 +73,14 @@ async def publish(request: web.Request) -> web.StreamResponse:
             raise PublishError(400, f"the body is not acceptable JSON: {exc.message}") from None
         user_ids, kind, data, key = _parse_publish(body)
         notifier = app[keys.NOTIFIER]
-        unknown = await notifier.unknown_users(user_ids)
-        if unknown:
-            raise PublishError(422, "unknown users; nothing was sent", unknown_user_ids=unknown)
-        stored = await notifier.send_to_users(user_ids, kind, data, key=key)
+        try:
+            stored = await notifier.send_to_users(user_ids, kind, data, key=key)
+        except sqlite3.IntegrityError:
+            # A foreign key refused an unknown user and nothing was stored; say which.
+            unknown = await notifier.unknown_users(user_ids)
+            raise PublishError(
+                422, "unknown users; nothing was sent", unknown_user_ids=unknown
+            ) from None
     except PublishError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return web.json_response(exc.body, status=exc.status, headers=headers)

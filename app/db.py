@@ -59,23 +59,21 @@ class Transaction:
         self._conn = conn
         self._after_commit: list[AfterCommit] = []
 
-    async def execute(self, sql: str, params: Params = ()) -> sqlite3.Cursor:
+    # Each call is one hop to the connection's thread (a thread hop is most of the cost).
+
+    async def execute(self, sql: str, params: Params = ()) -> aiosqlite.Cursor:
         """Run one statement; the returned cursor carries `lastrowid` and `rowcount`."""
-        cursor = await self._conn.execute(sql, params)
-        await cursor.close()
-        return cursor  # type: ignore[return-value]
+        return await self._conn.execute(sql, params)
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None:
         await self._conn.executemany(sql, rows)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        async with self._conn.execute(sql, params) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
-        async with self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._conn.execute_fetchall(sql, params))
 
     def after_commit(self, callback: AfterCommit) -> None:
         self._after_commit.append(callback)
@@ -130,23 +128,29 @@ class Database:
             self._readers.put_nowait(conn)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
-        tx = _current.get()
-        if tx is not None:
-            return await tx.fetch_one(sql, params)
-        async with self._reader() as conn, conn.execute(sql, params) as cursor:
-            row: sqlite3.Row | None = await cursor.fetchone()
-            return row
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
 
     async def fetch_all(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
         tx = _current.get()
         if tx is not None:
             return await tx.fetch_all(sql, params)
-        async with self._reader() as conn, conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        async with self._reader() as conn:
+            return list(await conn.execute_fetchall(sql, params))
 
     async def fetch_value(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetch_one(sql, params)
         return None if row is None else row[0]
+
+    async def write_statement(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+        """One write statement, atomic on its own: in the open transaction if this task has
+        one, else committed by itself (no BEGIN and COMMIT round trips). When it returns, the
+        change is committed and nothing else has run since."""
+        tx = _current.get()
+        if tx is not None:
+            return await tx.fetch_all(sql, params)
+        async with self._write_lock:
+            return list(await self.writer.execute_fetchall(sql, params))
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:

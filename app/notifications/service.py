@@ -29,7 +29,8 @@ from app.realtime.broker import Broker, NotificationsMarked, NotificationsStored
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH_ROWS = 20_000
+# One batch is one INSERT statement, committed on its own (store._INSERT_CHUNK rows).
+MAX_BATCH_ROWS = 5_000
 
 
 def collapse_key(data: dict[str, Any]) -> str | None:
@@ -100,16 +101,8 @@ class NotificationService:
         raw = dump_data(data)
         key = key if key is not None else collapse_key(data)
         rows = [NewNotification(user_id, type, event, key, raw) for user_id in user_ids]
-        tx = current_transaction()
-        if tx is not None:
-            stored = await store.insert_notifications(tx, rows)
-            tx.after_commit(functools.partial(self._published, stored))
-            return stored
-        if self._writer is None:
-            async with self._db.transaction() as own:
-                stored = await store.insert_notifications(own, rows)
-                own.after_commit(functools.partial(self._published, stored))
-            return stored
+        if current_transaction() is not None or self._writer is None:
+            return await self._store(rows)
         done: asyncio.Future[list[Notification]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Send(rows, done))
         return await done
@@ -187,13 +180,19 @@ class NotificationService:
                 for _ in batch:
                     self._queue.task_done()
 
+    async def _store(self, rows: Sequence[NewNotification]) -> list[Notification]:
+        """Insert, then publish once committed: now, or when the open transaction commits."""
+        tx = current_transaction()
+        stored = await store.insert_notifications(self._db, rows)
+        if tx is not None:
+            tx.after_commit(functools.partial(self._published, stored))
+        else:
+            await self._published(stored)
+        return stored
+
     async def _write(self, batch: list[_Send]) -> None:
         try:
-            async with self._db.transaction() as tx:
-                stored = await store.insert_notifications(
-                    tx, [row for send in batch for row in send.rows]
-                )
-                tx.after_commit(functools.partial(self._published, stored))
+            stored = await self._store([row for send in batch for row in send.rows])
         except Exception as exc:
             if len(batch) == 1:
                 if not batch[0].done.done():

@@ -7,6 +7,7 @@ insert and read mark, so it is always exactly the number of unread rows.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from app.notifications.models import ENVELOPE_TYPES, Notification
 
 PAGE_SIZE = 20
 # SQLite allows 32,766 bound variables per statement; 6 per inserted row.
-_INSERT_CHUNK = 4000
+_INSERT_CHUNK = 5000
 _IN_CHUNK = 900
 MAX_MARK_IDS = 500
 
@@ -58,53 +59,53 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-async def insert_notifications(
-    tx: Transaction, rows: Sequence[NewNotification]
-) -> list[Notification]:
-    """Insert in order; each returned notification carries its user's unread count after it."""
+def _insert_sql(count: int) -> str:
+    # The BEFORE INSERT trigger has already counted the row when RETURNING is computed.
+    return (
+        "INSERT INTO notifications (user_id, type, event, key, data, created_at) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?, ?)"] * count)
+        + " RETURNING id, user_id,"
+        " (SELECT unread_count FROM users WHERE users.id = notifications.user_id)"
+    )
+
+
+async def insert_notifications(db: Database, rows: Sequence[NewNotification]) -> list[Notification]:
+    """Insert in order, atomically; each returned notification carries its user's unread count
+    right after it. Joins the task's open transaction if there is one. Raises
+    sqlite3.IntegrityError (and stores nothing) when a user does not exist."""
     if not rows:
         return []
-    user_ids = sorted({row.user_id for row in rows})
-    counts: dict[int, int] = {}
-    for chunk in _chunks(user_ids, _IN_CHUNK):
-        found = await tx.fetch_all(
-            f"SELECT id, unread_count FROM users WHERE id IN ({_marks(len(chunk))})", chunk
-        )
-        counts.update((r[0], r[1]) for r in found)
     created_at = now_text()
-    stored: list[Notification] = []
-    for start in range(0, len(rows), _INSERT_CHUNK):
-        batch = rows[start : start + _INSERT_CHUNK]
-        params: list[object] = []
-        for row in batch:
-            params += (row.user_id, row.type, row.event, row.key, row.raw_data, created_at)
-        returned = await tx.fetch_all(
-            "INSERT INTO notifications (user_id, type, event, key, data, created_at) VALUES "
-            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(batch))
-            + " RETURNING id",
-            params,
+    chunks = [rows[i : i + _INSERT_CHUNK] for i in range(0, len(rows), _INSERT_CHUNK)]
+    returned: list[sqlite3.Row] = []
+    if len(chunks) == 1:
+        returned = await db.write_statement(_insert_sql(len(rows)), _params(rows, created_at))
+    else:
+        async with db.transaction() as tx:
+            for chunk in chunks:
+                returned += await tx.fetch_all(_insert_sql(len(chunk)), _params(chunk, created_at))
+    # SQLite inserts the VALUES rows in order, so sorted ids line up with them.
+    returned.sort(key=lambda r: r[0])
+    return [
+        Notification(
+            id=r[0],
+            user_id=row.user_id,
+            type=row.type,
+            event=row.event,
+            key=row.key,
+            raw_data=row.raw_data,
+            created_at=created_at,
+            unread=r[2],
         )
-        # SQLite inserts the VALUES rows in order, so sorted ids line up with them.
-        ids = sorted(r[0] for r in returned)
-        for notification_id, row in zip(ids, batch, strict=True):
-            counts[row.user_id] = counts.get(row.user_id, 0) + 1
-            stored.append(
-                Notification(
-                    id=notification_id,
-                    user_id=row.user_id,
-                    type=row.type,
-                    event=row.event,
-                    key=row.key,
-                    raw_data=row.raw_data,
-                    created_at=created_at,
-                    unread=counts[row.user_id],
-                )
-            )
-    await tx.executemany(
-        "UPDATE users SET unread_count = ? WHERE id = ?",
-        [(counts[user_id], user_id) for user_id in user_ids],
-    )
-    return stored
+        for r, row in zip(returned, rows, strict=True)
+    ]
+
+
+def _params(rows: Sequence[NewNotification], created_at: str) -> list[object]:
+    params: list[object] = []
+    for row in rows:
+        params += (row.user_id, row.type, row.event, row.key, row.raw_data, created_at)
+    return params
 
 
 async def unknown_users(db: Database, user_ids: Sequence[int]) -> list[int]:
@@ -203,11 +204,6 @@ async def mark_read(tx: Transaction, user_id: int, ids: Sequence[int] | None) ->
             f" WHERE user_id = ? AND read_at IS NULL AND id IN ({_marks(len(wanted))})"
             " RETURNING id, event",
             [now, now, user_id, *wanted],
-        )
-    if rows:
-        await tx.execute(
-            "UPDATE users SET unread_count = max(0, unread_count - ?) WHERE id = ?",
-            (len(rows), user_id),
         )
     return Marked(sorted(r[0] for r in rows), [r[1] for r in rows], await _unread_in(tx, user_id))
 

@@ -60,8 +60,10 @@ class Connection:
         queue_size: int,
         metrics: Metrics,
         on_closed: Callable[[Connection], None],
+        transport: asyncio.BaseTransport | None = None,
     ) -> None:
         self.ws = ws
+        self._transport = transport
         self.user_id = user_id
         self.session_id = session_id
         self.state = State.STARTING
@@ -156,7 +158,12 @@ class Connection:
             await asyncio.wait_for(
                 self.ws.close(code=code, message=reason.encode()[:120]), CLOSE_TIMEOUT
             )
-        except (TimeoutError, ConnectionError, RuntimeError):
+        except TimeoutError:
+            # The close frame is stuck behind unread data: cut the TCP connection, or the
+            # handler would wait on receive() (and hold the socket) for as long as the peer lives.
+            if self._transport is not None:
+                self._transport.abort()
+        except (ConnectionError, RuntimeError):
             pass
 
     async def finished(self) -> None:

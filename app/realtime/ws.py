@@ -66,7 +66,8 @@ def _last_id(request: web.Request) -> int | None:
     raw = request.query.get("last_id")
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    # isascii: str.isdigit() also holds for superscripts and non-Latin digits.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise web.HTTPBadRequest(text="last_id must be a non-negative integer")
     return int(raw)
 
@@ -105,6 +106,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         queue_size=hub.settings.queue_size,
         metrics=metrics,
         on_closed=hub.unregister,
+        transport=request.transport,
     )
     if not hub.register(conn):
         metrics.connections_refused.labels("too_many").inc()
