@@ -51,6 +51,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Puts the signed-in user on the request, from the session cookie's token."""
+    if request.path.startswith(("/api/", "/static/")) or request.path in ("/metrics", "/healthz"):
+        return await handler(request)  # bearer-key API and public files: no session
     session = await get_session(request)
     token = session.get("sid")
     if isinstance(token, str):

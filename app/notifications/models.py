@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from app import strictjson
@@ -13,8 +12,11 @@ from app import strictjson
 ENVELOPE_TYPES = ("booking_update", "payment_update", "notification")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Notification:
+    """A stored notification. Treated as immutable; not frozen only because a frozen
+    dataclass costs twice as much to build, and a fan-out builds one per recipient."""
+
     id: int
     user_id: int
     type: str
@@ -26,11 +28,13 @@ class Notification:
     read_at: str | None = None
     delivered_at: str | None = None
     unread: int = field(default=0, compare=False)  # the user's unread count right after it
+    _data: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
-    @cached_property
+    @property
     def data(self) -> dict[str, Any]:
-        value: dict[str, Any] = json.loads(self.raw_data)
-        return value
+        if self._data is None:
+            self._data = json.loads(self.raw_data)
+        return self._data
 
     @property
     def message(self) -> str:

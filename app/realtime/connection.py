@@ -60,7 +60,7 @@ class Connection:
         queue_size: int,
         metrics: Metrics,
         on_closed: Callable[[Connection], None],
-        transport: asyncio.BaseTransport | None = None,
+        transport: asyncio.Transport | None = None,
     ) -> None:
         self.ws = ws
         self._transport = transport
@@ -72,11 +72,12 @@ class Connection:
         self.close_code: int | None = None
         self._queue: deque[Outbound] = deque()
         self._queue_size = queue_size
-        self._wakeup = asyncio.Event()
         self._metrics = metrics
         self._on_closed = on_closed
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+        self._sending = False
+        self._high_water = transport.get_write_buffer_limits()[1] if transport else 0
 
     def __repr__(self) -> str:
         return f"<Connection user={self.user_id} session={self.session_id} {self.state.value}>"
@@ -96,8 +97,61 @@ class Connection:
             self.close_soon(CloseCode.TRY_AGAIN_LATER, "slow consumer: reconnect and resume")
             return False
         self._queue.append(item)
-        self._wakeup.set()
+        self._start_writer()
         return True
+
+    def _start_writer(self) -> None:
+        # The writer task exists only while frames wait: an idle socket costs no task.
+        if self.state is State.LIVE and self._writer is None and not self._sending:
+            self._writer = asyncio.create_task(self._write_loop())
+
+    def can_write_now(self, size: int) -> bool:
+        """True when a frame of `size` bytes can be written without waiting: live, nothing
+        queued ahead of it, and the socket's buffer far enough from its high-water mark
+        that the write cannot pause the protocol (so `send_str` completes at once)."""
+        transport = self._transport
+        return (
+            self.state is State.LIVE
+            and not self._queue
+            and not self._sending
+            and self._writer is None
+            and transport is not None
+            and transport.get_write_buffer_size() + size + 16 < self._high_water
+        )
+
+    async def write_now(self, text: str, notification_id: int) -> bool:
+        """The fan-out fast path, after `can_write_now`: write without the writer task.
+        False when the id was already sent (by the replay)."""
+        if notification_id <= self.last_sent_id:
+            return False
+        self.last_sent_id = notification_id
+        self._sending = True
+        try:
+            await self.ws.send_str(text)
+        except (ConnectionError, RuntimeError):
+            self.close_soon(CloseCode.GOING_AWAY, "")
+            return False
+        finally:
+            self._sending = False
+            if self._queue:
+                self._start_writer()
+        return True
+
+    async def send(self, item: Outbound) -> None:
+        """Write a frame at once when the socket has room, else queue it."""
+        if self.can_write_now(len(item.text)):
+            self._sending = True
+            try:
+                await self.ws.send_str(item.text)
+                self._metrics.frames_sent.inc()
+            except (ConnectionError, RuntimeError):
+                self.close_soon(CloseCode.GOING_AWAY, "")
+            finally:
+                self._sending = False
+                if self._queue:
+                    self._start_writer()
+        else:
+            self.offer(item)
 
     async def send_now(self, item: Outbound) -> None:
         """Send directly, before going live (welcome, replay). Keeps the id watermark."""
@@ -109,19 +163,16 @@ class Connection:
                 self._metrics.notifications_sent.labels(item.event).inc()
 
     def go_live(self) -> None:
-        """Start the writer: queued live frames follow the replay, duplicates dropped."""
+        """Live from now: frames queued during the replay follow it, duplicates dropped."""
         if self.state is State.STARTING:
             self.state = State.LIVE
-            self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self}")
+            if self._queue:
+                self._start_writer()
 
     async def _write_loop(self) -> None:
         metrics = self._metrics
         try:
-            while self.state is State.LIVE:
-                if not self._queue:
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
+            while self.state is State.LIVE and self._queue:
                 item = self._queue.popleft()
                 if item.notification_id is not None:
                     if item.notification_id <= self.last_sent_id:
@@ -136,6 +187,10 @@ class Connection:
         except (ConnectionError, RuntimeError):
             # The peer went away under us; the handler's receive() sees it and cleans up.
             self.close_soon(CloseCode.GOING_AWAY, "")
+        finally:
+            # No await between the last queue check and this: a frame offered from now on
+            # starts a new writer.
+            self._writer = None
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close from sync code (a fan-out loop); safe to call more than once."""
@@ -149,22 +204,31 @@ class Connection:
         self.close_code = code
         self._queue.clear()
         self._on_closed(self)
-        if self._writer is not None and self._writer is not asyncio.current_task():
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
+        writer = self._writer
+        if writer is not None and writer is not asyncio.current_task():
+            # Let the writer finish its frame (it stops after it). Cancelling it inside
+            # aiohttp's drain would leave a cancelled drain waiter behind, and ws.close()
+            # below would fail on it at once, leaving the socket open.
+            await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT)
+            if not writer.done():
+                self._abort()  # the peer has stopped reading
+                return
         try:
             # A peer that stopped reading would make close() wait on a full buffer forever.
             await asyncio.wait_for(
                 self.ws.close(code=code, message=reason.encode()[:120]), CLOSE_TIMEOUT
             )
         except TimeoutError:
-            # The close frame is stuck behind unread data: cut the TCP connection, or the
-            # handler would wait on receive() (and hold the socket) for as long as the peer lives.
-            if self._transport is not None:
-                self._transport.abort()
+            self._abort()
         except (ConnectionError, RuntimeError):
             pass
+
+    def _abort(self) -> None:
+        """Cut the TCP connection of a peer that takes nothing more, not even the close frame:
+        otherwise the handler would wait in receive(), holding the socket, as long as the peer
+        lives. The handler's receive() and the writer then end."""
+        if self._transport is not None:
+            self._transport.abort()
 
     async def finished(self) -> None:
         """Called by the handler on its way out, whatever happened: stop the writer."""

@@ -109,9 +109,9 @@ class Hub:
             message, received_at = await self._inbox.get()
             try:
                 if isinstance(message, NotificationsStored):
-                    self._deliver(message, received_at)
+                    await self._deliver(message, received_at)
                 elif isinstance(message, NotificationsMarked):
-                    self._marked(message)
+                    await self._marked(message)
                 elif isinstance(message, SessionsEnded):
                     self.close_sessions(message.session_ids)
             except Exception:
@@ -119,22 +119,42 @@ class Hub:
             finally:
                 self._inbox.task_done()
 
-    def _deliver(self, message: NotificationsStored, received_at: float) -> None:
+    async def _deliver(self, message: NotificationsStored, received_at: float) -> None:
+        """Offer each notification to every socket of its user.
+
+        Most sockets take the frame at once (`write_now` does not wait when the socket's
+        buffer has room); the others get it queued for their writer task. Metrics are
+        counted once per message, not per frame: this loop is the hot path of a fan-out.
+        """
         by_user = self._by_user
+        frames = protocol.FrameBuilder()
+        written = 0
+        sent_by_event: dict[str, int] = {}
         for notification in message.notifications:
             sockets = by_user.get(notification.user_id)
             if not sockets:
                 continue
-            item = Outbound(
-                protocol.notification_frame(notification, notification.unread),
-                notification.id,
-                notification.event,
-                received_at,
-            )
+            text = frames.build(notification, notification.unread)
+            queued: Outbound | None = None
             for conn in tuple(sockets):
-                conn.offer(item)
+                if conn.can_write_now(len(text)):
+                    if await conn.write_now(text, notification.id):
+                        written += 1
+                        sent_by_event[notification.event] = (
+                            sent_by_event.get(notification.event, 0) + 1
+                        )
+                else:
+                    if queued is None:
+                        queued = Outbound(text, notification.id, notification.event, received_at)
+                    conn.offer(queued)
+        if written:
+            metrics = self.metrics
+            metrics.frames_sent.inc(written)
+            for event, count in sent_by_event.items():
+                metrics.notifications_sent.labels(event).inc(count)
+            metrics.publish_latency.observe(time.perf_counter() - received_at)
 
-    def _marked(self, message: NotificationsMarked) -> None:
+    async def _marked(self, message: NotificationsMarked) -> None:
         sockets = self._by_user.get(message.user_id)
         if not sockets:
             return
@@ -145,7 +165,7 @@ class Hub:
             text = protocol.control("notification_seen", ids=ids, unread=message.unread)
         item = Outbound(text)
         for conn in tuple(sockets):
-            conn.offer(item)
+            await conn.send(item)
 
     def close_sessions(self, session_ids: Iterable[int]) -> int:
         closed = 0
@@ -181,7 +201,7 @@ class Hub:
                     self.metrics.heartbeat_timeouts.inc()
                     conn.close_soon(CloseCode.GOING_AWAY, "heartbeat timeout")
                 else:
-                    conn.offer(ping)
+                    await conn.send(ping)
 
     async def _session_loop(self, check_sessions: SessionChecker) -> None:
         while True:

@@ -57,10 +57,27 @@ def error(code: str, message: str) -> str:
 
 def notification_frame(n: Notification, unread: int) -> str:
     """The frame for a stored notification. `data` is the stored JSON text, passed through."""
-    return (
-        f'{{"id":{n.id},"type":{_dumps(n.type)},"key":{_dumps(n.key)},"unread":{unread},'
-        f'"data":{n.raw_data},"created_at":{_dumps(n.created_at)}}}'
-    )
+    return FrameBuilder().build(n, unread)
+
+
+class FrameBuilder:
+    """Builds notification frames, encoding the parts a fan-out shares (type, key, time)
+    once: only the id and the unread count differ from one user's frame to the next."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple[str, str | None, str], tuple[str, str]] = {}
+
+    def build(self, n: Notification, unread: int) -> str:
+        shared = (n.type, n.key, n.created_at)
+        parts = self._parts.get(shared)
+        if parts is None:
+            parts = (
+                f',"type":{_dumps(n.type)},"key":{_dumps(n.key)},"unread":',
+                f',"created_at":{_dumps(n.created_at)}}}',
+            )
+            self._parts[shared] = parts
+        head, tail = parts
+        return f'{{"id":{n.id}{head}{unread},"data":{n.raw_data}{tail}'
 
 
 class BadFrame(Exception):

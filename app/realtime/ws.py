@@ -150,7 +150,7 @@ class ClientSession:
         if last_id is None:
             first, last_id = await self._wait_for_resume()
         if last_id is not None:
-            await self._replay(last_id)
+            await self._replay(last_id, newest, unread)
         self.conn.go_live()
         if first is not None:
             await self._handle(first)
@@ -173,11 +173,15 @@ class ClientSession:
                 return None, None
         return frame, None
 
-    async def _replay(self, after_id: int) -> None:
+    async def _replay(self, after_id: int, newest: int, unread: int) -> None:
+        """Send every stored notification with id > after_id, oldest first.
+
+        The socket was registered before `newest` was read, so anything newer than `newest`
+        reaches it live: when the client is already at `newest`, there is nothing to read.
+        """
         db = self.app[keys.DB]
         sent = 0
-        while True:
-            unread, _newest = await store.unread_and_newest(db, self.user.id)
+        while after_id < newest:
             page = await store.after(db, self.user.id, after_id, REPLAY_PAGE)
             for notification in page:
                 await self.conn.send_now(
@@ -191,6 +195,7 @@ class ClientSession:
             if len(page) < REPLAY_PAGE:
                 break
             after_id = page[-1].id
+            unread, _newest = await store.unread_and_newest(db, self.user.id)
         self.metrics.replays.inc()
         self.metrics.replayed_notifications.inc(sent)
         await self.conn.send_now(
