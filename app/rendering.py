@@ -20,11 +20,13 @@ async def base_context(request: web.Request) -> dict[str, Any]:
     app = request.config_dict
     user = request.get(keys.USER)
     unread = await inbox.unread_count(app[keys.DB], user.id) if user is not None else 0
+    latest = await inbox.latest(app[keys.DB], user.id) if user is not None else []
     return {
         "request": request,
         "current_user": user,
         "csrf_token": await csrf_token(request, app[keys.CSRF_KEY]),
         "unread_count": unread,
+        "latest_notifications": latest,
         "currency": app[keys.SETTINGS].currency,
     }
 

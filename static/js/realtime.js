@@ -1,0 +1,234 @@
+// connectRealtime: the page's one entry point to live notifications (the seed's useWebSocket
+// hook, without React).
+//
+//   const rt = connectRealtime({userId, onBookingUpdate, onPaymentUpdate, onNotification,
+//                               onStatusChange, onControl});
+//   rt.isConnected(); rt.sendMessage({type: "mark_read", ids: [12]}); rt.close();
+//
+// Tabs of one browser share one socket: the tab holding the Web Lock "rt-leader:<user>" runs
+// the RealtimeSocket and relays every frame and status over a BroadcastChannel; the others
+// send their messages through it. When the leader tab goes, the next tab in the lock's queue
+// takes over and resumes from the last id the old leader stored. Without Web Locks or
+// BroadcastChannel, every tab has its own socket.
+
+import { RealtimeSocket } from "./socket.js";
+import { newMessageId } from "./outbox.js";
+
+export function connectRealtime(options = {}) {
+  const win = options.window ?? globalThis.window;
+  const userId = String(options.userId ?? "anon");
+  const callbacks = {
+    onBookingUpdate: options.onBookingUpdate ?? (() => {}),
+    onPaymentUpdate: options.onPaymentUpdate ?? (() => {}),
+    onNotification: options.onNotification ?? (() => {}),
+    onStatusChange: options.onStatusChange ?? (() => {}),
+    onControl: options.onControl ?? (() => {}),
+    onLeaderChange: options.onLeaderChange ?? (() => {}),
+  };
+  const canShare = Boolean(win?.navigator?.locks && win?.BroadcastChannel) && options.shareTabs !== false;
+  const tab = new TabClient({ ...options, win, userId, callbacks, canShare });
+  tab.start();
+  return {
+    isConnected: () => tab.status === "open",
+    sendMessage: (message) => tab.sendMessage(message),
+    close: () => tab.close(),
+    get isLeader() {
+      return tab.isLeader;
+    },
+    tab,
+  };
+}
+
+// Routes a frame to the callback for its envelope type.
+export function dispatchFrame(frame, callbacks) {
+  if (frame.type === "booking_update") callbacks.onBookingUpdate(frame.data, frame);
+  else if (frame.type === "payment_update") callbacks.onPaymentUpdate(frame.data, frame);
+  else callbacks.onNotification(frame.data, frame);
+}
+
+export class TabClient {
+  constructor({ win, userId, callbacks, canShare, socketOptions = {} }) {
+    this.win = win;
+    this.userId = userId;
+    this.callbacks = callbacks;
+    this.canShare = canShare;
+    this.socketOptions = socketOptions;
+    this.tabId = newMessageId();
+    this.isLeader = false;
+    this.socket = null;
+    this.channel = null;
+    this.status = "connecting";
+    this.lastSeenId = 0; // per tab: frames relayed twice are shown once
+    this.pending = new Map(); // follower: client_msg_id -> message, until the leader says acked
+    this.visibleTabs = new Set(); // leader: the other tabs that say they are visible
+    this.releaseLock = null;
+    this.closed = false;
+    this.onPageHide = () => this.close();
+    this.onOnline = () => this.socket?.wake();
+    this.onOffline = () => this.socket?.offline();
+    this.onVisibility = () => this.reportVisibility();
+  }
+
+  start() {
+    this.win?.addEventListener?.("pagehide", this.onPageHide);
+    this.win?.addEventListener?.("online", this.onOnline);
+    this.win?.addEventListener?.("offline", this.onOffline);
+    this.win?.document?.addEventListener?.("visibilitychange", this.onVisibility);
+    if (!this.canShare) {
+      this.becomeLeader();
+      return;
+    }
+    this.channel = new this.win.BroadcastChannel(`rt:${this.userId}`);
+    this.channel.onmessage = (event) => this.onChannel(event.data);
+    this.channel.postMessage({ kind: "hello", tabId: this.tabId });
+    this.reportVisibility();
+    this.win.navigator.locks.request(`rt-leader:${this.userId}`, () => {
+      if (this.closed) return undefined;
+      this.becomeLeader();
+      // Held until this tab goes: then the next tab waiting on the lock takes over.
+      return new Promise((resolve) => { this.releaseLock = resolve; });
+    }).catch(() => {});
+  }
+
+  close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.win?.removeEventListener?.("pagehide", this.onPageHide);
+    this.win?.removeEventListener?.("online", this.onOnline);
+    this.win?.removeEventListener?.("offline", this.onOffline);
+    this.win?.document?.removeEventListener?.("visibilitychange", this.onVisibility);
+    this.socket?.close();
+    this.socket = null;
+    if (this.channel) {
+      this.channel.postMessage({ kind: "bye", tabId: this.tabId });
+      this.channel.close();
+      this.channel = null;
+    }
+    this.releaseLock?.();
+    this.releaseLock = null;
+  }
+
+  // --- leader ------------------------------------------------------------------------
+
+  becomeLeader() {
+    this.isLeader = true;
+    this.callbacks.onLeaderChange(true);
+    const storage = this.win?.localStorage ?? null;
+    // Without tab sharing, tabs must not share one outbox in storage.
+    const outboxKey = this.canShare ? `rt-outbox:${this.userId}` : `rt-outbox:${this.userId}:${this.tabId}`;
+    this.socket = new RealtimeSocket({
+      storage,
+      lastIdKey: `rt-last-id:${this.userId}`,
+      outboxKey,
+      ...this.socketOptions,
+    });
+    this.socket.addEventListener("status", (event) => {
+      this.setStatus(event.detail);
+      this.broadcast({ kind: "status", detail: event.detail });
+    });
+    this.socket.addEventListener("frame", (event) => {
+      this.deliver(event.detail);
+      this.broadcast({ kind: "frame", frame: event.detail });
+    });
+    this.socket.addEventListener("control", (event) => {
+      const frame = event.detail;
+      if (frame.type === "ack" && frame.client_msg_id) {
+        this.broadcast({ kind: "acked", id: frame.client_msg_id });
+      }
+      this.callbacks.onControl(frame);
+      this.broadcast({ kind: "control", frame });
+    });
+    this.socket.start();
+    this.broadcast({ kind: "leader", tabId: this.tabId });
+  }
+
+  // True when no tab of this browser is visible: the leader then shows desktop notifications.
+  allTabsHidden() {
+    const meVisible = this.win?.document?.visibilityState === "visible";
+    return !meVisible && this.visibleTabs.size === 0;
+  }
+
+  // --- every tab ---------------------------------------------------------------------
+
+  sendMessage(message) {
+    const stored = { ...message, client_msg_id: message.client_msg_id || newMessageId() };
+    if (this.isLeader && this.socket) {
+      this.socket.sendMessage(stored);
+    } else {
+      this.pending.set(stored.client_msg_id, stored);
+      this.broadcast({ kind: "send", message: stored });
+    }
+    return stored.client_msg_id;
+  }
+
+  onChannel(data) {
+    if (!data || typeof data !== "object" || this.closed) return;
+    switch (data.kind) {
+      case "frame":
+        if (!this.isLeader) this.deliver(data.frame);
+        break;
+      case "status":
+        if (!this.isLeader) this.setStatus(data.detail);
+        break;
+      case "control":
+        if (!this.isLeader) this.callbacks.onControl(data.frame);
+        break;
+      case "send":
+        if (this.isLeader && this.socket) this.socket.sendMessage(data.message);
+        break;
+      case "acked":
+        this.pending.delete(data.id);
+        break;
+      case "leader":
+        // A new leader: hand it what still waits for an ack (the server applies each id once),
+        // and tell it whether this tab is visible.
+        for (const message of this.pending.values()) this.broadcast({ kind: "send", message });
+        this.reportVisibility();
+        break;
+      case "hello":
+        if (this.isLeader && this.socket) {
+          this.broadcast({ kind: "status", detail: { status: this.socket.status, retryIn: null } });
+          this.broadcast({ kind: "leader", tabId: this.tabId });
+        } else {
+          this.reportVisibility(); // so a new leader learns who is visible
+        }
+        break;
+      case "visibility":
+        if (this.isLeader) {
+          if (data.visible) this.visibleTabs.add(data.tabId);
+          else this.visibleTabs.delete(data.tabId);
+        }
+        break;
+      case "bye":
+        this.visibleTabs.delete(data.tabId);
+        break;
+      default:
+        break;
+    }
+  }
+
+  reportVisibility() {
+    const visible = this.win?.document?.visibilityState === "visible";
+    if (visible) this.socket?.wake();
+    this.broadcast({ kind: "visibility", tabId: this.tabId, visible });
+  }
+
+  deliver(frame) {
+    if (typeof frame?.id !== "number" || frame.id <= this.lastSeenId) return;
+    this.lastSeenId = frame.id;
+    dispatchFrame(frame, this.callbacks);
+  }
+
+  setStatus(detail) {
+    this.status = detail.status;
+    this.callbacks.onStatusChange(detail);
+  }
+
+  broadcast(message) {
+    try {
+      this.channel?.postMessage(message);
+    } catch {
+      // channel closed
+    }
+  }
+}

@@ -1,0 +1,190 @@
+// The live header (the seed's <RealtimeNotifications />): connection status in words, the bell
+// with its unread badge, a keyboard-friendly dropdown of the latest notifications, toasts, and
+// desktop notifications. Text from notifications is user input: textContent only, never HTML.
+
+import { askDesktopPermission, desktopUnavailableReason, desktopEnabled, messageOf, showDesktop, titleFor } from "../notify.js";
+
+const STATUS_TEXT = {
+  idle: "Connecting…",
+  connecting: "Connecting…",
+  open: "Live",
+  offline: "Offline: waiting for the network",
+  "signed-out": "Signed out",
+  closed: "Live updates off",
+};
+const MAX_ITEMS = 8;
+const TOAST_MS = 6000;
+const CRITICAL = new Set(["payment_failed", "booking_cancelled"]);
+
+function readPrefs(body) {
+  try {
+    return JSON.parse(body.dataset.notificationPrefs || "{}");
+  } catch {
+    return {};
+  }
+}
+
+export class LiveHeader {
+  constructor(root, { doc = document, win = window } = {}) {
+    this.root = root;
+    this.doc = doc;
+    this.win = win;
+    this.prefs = readPrefs(doc.body);
+    this.status = root.querySelector("[data-rt-status]");
+    this.bell = root.querySelector("[data-rt-bell]");
+    this.badge = root.querySelector("[data-rt-badge]");
+    this.dropdown = root.querySelector("[data-rt-dropdown]");
+    this.list = root.querySelector("[data-rt-list]");
+    this.empty = root.querySelector("[data-rt-empty]");
+    this.markAll = root.querySelector("[data-rt-mark-all]");
+    this.enableDesktop = root.querySelector("[data-rt-enable-desktop]");
+    this.desktopNote = root.querySelector("[data-rt-desktop-note]");
+    this.toasts = doc.querySelector("[data-rt-toasts]");
+    this.rt = null;
+  }
+
+  // `rt` is what connectRealtime returned: sendMessage, isLeader, tab.
+  attach(rt) {
+    this.rt = rt;
+    this.root.hidden = false;
+    for (const link of this.doc.querySelectorAll("[data-rt-fallback]")) link.hidden = true;
+    this.bell.addEventListener("click", () => this.toggle());
+    this.dropdown.addEventListener("keydown", (event) => this.onKey(event));
+    this.bell.addEventListener("keydown", (event) => this.onKey(event));
+    this.doc.addEventListener("click", (event) => {
+      if (!this.dropdown.hidden && !this.root.contains(event.target)) this.toggle(false);
+    });
+    this.markAll?.addEventListener("click", () => this.rt.sendMessage({ type: "mark_all_read" }));
+    this.enableDesktop?.addEventListener("click", async () => {
+      await askDesktopPermission(this.win);
+      this.renderDesktopControl();
+    });
+    this.renderDesktopControl();
+  }
+
+  // --- what the socket tells -----------------------------------------------------------
+
+  setStatus({ status, retryIn }) {
+    let text = STATUS_TEXT[status] ?? status;
+    if (status === "reconnecting") text = retryIn ? `Reconnecting in ${retryIn}s…` : "Reconnecting…";
+    this.status.textContent = text;
+    this.status.dataset.state = status;
+    if (status === "signed-out") {
+      const link = this.doc.createElement("a");
+      link.href = "/login";
+      link.textContent = "Log in again";
+      this.status.append(" · ", link);
+    }
+  }
+
+  onFrame(frame) {
+    this.setUnread(frame.unread);
+    this.addItem(frame);
+    const event = frame.data?.type ?? frame.type;
+    const pref = this.prefs[event] ?? {};
+    const critical = CRITICAL.has(event);
+    const visible = this.doc.visibilityState === "visible";
+    if (visible && (critical || pref.in_app !== false)) {
+      this.toast(frame);
+      this.rt.sendMessage({ type: "mark_seen", ids: [frame.id] });
+    }
+    if (this.rt.isLeader && this.rt.tab?.allTabsHidden() && (critical || pref.desktop !== false)) {
+      showDesktop(frame, this.win);
+    }
+  }
+
+  onControl(frame) {
+    if (frame.type === "welcome" || frame.type === "notification_read") this.setUnread(frame.unread);
+    if (frame.type === "notification_read") {
+      const ids = frame.ids === null ? null : new Set(frame.ids);
+      for (const item of this.list.querySelectorAll("[data-notification-id]")) {
+        if (ids === null || ids.has(Number(item.dataset.notificationId))) item.classList.remove("unread");
+      }
+    }
+  }
+
+  setUnread(count) {
+    if (typeof count !== "number") return;
+    this.badge.textContent = String(count);
+    this.badge.hidden = count === 0;
+    this.bell.setAttribute("aria-label", count ? `Notifications, ${count} unread` : "Notifications");
+    for (const fallback of this.doc.querySelectorAll("[data-unread-badge]")) fallback.textContent = String(count);
+  }
+
+  addItem(frame) {
+    const item = this.doc.createElement("li");
+    item.className = "rt-item unread";
+    item.dataset.notificationId = String(frame.id);
+    if (frame.key) item.dataset.key = frame.key;
+    const link = this.doc.createElement("a");
+    link.href = `/notifications/${frame.id}`;
+    link.textContent = messageOf(frame);
+    const meta = this.doc.createElement("span");
+    meta.className = "muted rt-meta";
+    meta.textContent = `${titleFor(frame)} · just now`;
+    item.append(link, meta);
+    this.list.prepend(item);
+    while (this.list.children.length > MAX_ITEMS) this.list.lastElementChild.remove();
+    if (this.empty) this.empty.hidden = true;
+  }
+
+  toast(frame) {
+    if (!this.toasts) return;
+    const toast = this.doc.createElement("div");
+    toast.className = "toast";
+    toast.dataset.notificationId = String(frame.id);
+    const title = this.doc.createElement("strong");
+    title.textContent = titleFor(frame);
+    const link = this.doc.createElement("a");
+    link.href = `/notifications/${frame.id}`;
+    link.textContent = messageOf(frame);
+    const dismiss = this.doc.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "toast-close";
+    dismiss.setAttribute("aria-label", "Dismiss");
+    dismiss.textContent = "×";
+    dismiss.addEventListener("click", () => toast.remove());
+    toast.append(title, link, dismiss);
+    this.toasts.append(toast);
+    this.win.setTimeout(() => toast.remove(), TOAST_MS);
+  }
+
+  // --- the dropdown ------------------------------------------------------------------
+
+  toggle(open = this.dropdown.hidden) {
+    this.dropdown.hidden = !open;
+    this.bell.setAttribute("aria-expanded", String(open));
+    if (open) {
+      const unseen = [...this.list.querySelectorAll(".rt-item.unread")].map((el) => Number(el.dataset.notificationId));
+      if (unseen.length) this.rt.sendMessage({ type: "mark_seen", ids: unseen });
+      this.items()[0]?.focus();
+    }
+  }
+
+  items() {
+    return [...this.dropdown.querySelectorAll("a, button")];
+  }
+
+  onKey(event) {
+    if (event.key === "Escape" && !this.dropdown.hidden) {
+      event.preventDefault();
+      this.toggle(false);
+      this.bell.focus();
+      return;
+    }
+    if (this.dropdown.hidden || (event.key !== "ArrowDown" && event.key !== "ArrowUp")) return;
+    event.preventDefault();
+    const items = this.items();
+    const index = items.indexOf(this.doc.activeElement);
+    const step = event.key === "ArrowDown" ? 1 : -1;
+    items[(index + step + items.length) % items.length]?.focus();
+  }
+
+  renderDesktopControl() {
+    if (!this.enableDesktop || !this.desktopNote) return;
+    const reason = desktopUnavailableReason(this.win);
+    const granted = reason === null && desktopEnabled(this.win);
+    this.enableDesktop.hidden = reason !== null || granted;
+    this.desktopNote.textContent = reason ?? (granted ? "Desktop notifications are on for this browser." : "");
+  }
+}
