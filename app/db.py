@@ -33,6 +33,7 @@ import aiosqlite
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | dict[str, Any]
+CHECKPOINT_SECONDS = 1.0
 AfterCommit = Callable[[], Awaitable[None]]
 
 PRAGMAS = (
@@ -95,17 +96,46 @@ class Database:
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._write_lock = asyncio.Lock()
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await _connect(self.path)
+        # Checkpoints move the WAL into the database file with fsyncs; done at commit time
+        # they would stall whichever write hit the threshold (a fan-out waiting 100+ ms).
+        # A background task does them on a connection of its own instead.
+        await self._writer.execute("PRAGMA wal_autocheckpoint = 0")
+        self._checkpointer = await _connect(self.path)
+        self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint")
         for _ in range(self._reader_count):
             reader = await _connect(self.path)
             await reader.execute("PRAGMA query_only = ON")
             self._all_readers.append(reader)
             self._readers.put_nowait(reader)
 
+    async def _checkpoint_loop(self) -> None:
+        conn = self._checkpointer
+        assert conn is not None
+        while True:
+            await asyncio.sleep(CHECKPOINT_SECONDS)
+            try:
+                # PASSIVE never waits for (or blocks) readers and writers.
+                await conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                log.exception("WAL checkpoint failed")
+
     async def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            self._checkpoints = None
+        if self._checkpointer is not None:
+            with contextlib.suppress(sqlite3.Error):
+                await self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await self._checkpointer.close()
+            self._checkpointer = None
         for reader in self._all_readers:
             await reader.close()
         self._all_readers.clear()

@@ -44,7 +44,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wsclient import WSClient, connect  # noqa: E402
+from wsclient import WSClient, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "bench-api-key-0123456789"
@@ -117,7 +117,7 @@ def start(name: str, command: list[str], port: int, publish_path: str) -> Server
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        preexec_fn=pin(SERVER_CORE),  # noqa: PLW1509 (single-threaded parent)
+        preexec_fn=pin(SERVER_CORE),
     )
     assert process.stdout is not None
     deadline = time.monotonic() + 30
@@ -182,6 +182,16 @@ class Receiver:
         self.done: asyncio.Event = asyncio.Event()
         self.last_arrival = 0.0
 
+        self.welcomes = 0
+        self.all_welcomed = asyncio.Event()
+        self.sockets = 0
+
+    async def welcomed(self, sockets: int) -> None:
+        """Wait until every socket has had its welcome frame (and so knows its user)."""
+        self.sockets = sockets
+        if self.welcomes < sockets:
+            await asyncio.wait_for(self.all_welcomed.wait(), WAIT)
+
     def reset(self, expected: int) -> None:
         self.expected, self.count, self.latencies = expected, 0, []
         self.done = asyncio.Event()
@@ -191,6 +201,9 @@ class Receiver:
             match = re.search(rb'"user_id": ?(\d+)', payload)
             if match:
                 client.user_id = int(match.group(1))
+                self.welcomes += 1
+                if self.sockets and self.welcomes >= self.sockets:
+                    self.all_welcomed.set()
             return
         at = payload.find(b'"ts":')
         if at < 0:
@@ -223,9 +236,7 @@ async def open_sockets(
     started = time.perf_counter()
     clients = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), WAIT)
     elapsed = time.perf_counter() - started
-    deadline = time.monotonic() + WAIT
-    while any(c.user_id is None for c in clients) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)  # the welcome frames are on their way
+    await receiver.welcomed(n)
     return list(clients), elapsed
 
 
@@ -376,11 +387,13 @@ async def main_async(args: argparse.Namespace) -> None:
             finally:
                 server.stop()
                 shutil.rmtree(db_dir, ignore_errors=True)
-            print(f"{name} N={n}: " + json.dumps({k: round(v, 2) for k, v in figures[name].items()}), flush=True)
+            rounded = {k: round(v, 2) for k, v in figures[name].items()}
+            print(f"{name} N={n}: {json.dumps(rounded)}", flush=True)
         summary[str(n)] = figures
         print(report(n, figures["ours"], figures["bare"]), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
+        with open(args.json, "w") as handle:  # noqa: ASYNC230 (once, at the end)
+            json.dump(summary, handle, indent=2)
 
 
 def main() -> None:
