@@ -74,7 +74,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
         user_ids, kind, data, key = _parse_publish(body)
         notifier = app[keys.NOTIFIER]
         try:
-            stored = await notifier.send_to_users(user_ids, kind, data, key=key)
+            stored = await notifier.publish(user_ids, kind, data, key=key)
         except sqlite3.IntegrityError:
             # A foreign key refused an unknown user and nothing was stored; say which.
             unknown = await notifier.unknown_users(user_ids)
@@ -84,7 +84,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
     except PublishError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return web.json_response(exc.body, status=exc.status, headers=headers)
-    return web.json_response({"ids": [n.id for n in stored]}, status=202)
+    return web.json_response({"ids": stored.ids}, status=202)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

@@ -9,10 +9,11 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from app import keys
+from app import keys, strictjson
 from app.clock import from_text
 from app.money import format_money
 from app.notifications import store as inbox
+from app.notifications.preferences import get_preferences, to_client
 from app.security import csrf_token
 
 
@@ -21,12 +22,19 @@ async def base_context(request: web.Request) -> dict[str, Any]:
     user = request.get(keys.USER)
     unread = await inbox.unread_count(app[keys.DB], user.id) if user is not None else 0
     latest = await inbox.latest(app[keys.DB], user.id) if user is not None else []
+    # What pops up in the browser (toast, desktop notification); the script reads it off <body>.
+    prefs = (
+        strictjson.dumps(to_client(await get_preferences(app[keys.DB], user.id)))
+        if user is not None
+        else ""
+    )
     return {
         "request": request,
         "current_user": user,
         "csrf_token": await csrf_token(request, app[keys.CSRF_KEY]),
         "unread_count": unread,
         "latest_notifications": latest,
+        "notification_prefs": prefs,
         "currency": app[keys.SETTINGS].currency,
     }
 

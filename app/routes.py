@@ -9,6 +9,7 @@ from aiohttp import web
 from app import api, pages
 from app.accounts import views as accounts
 from app.marketplace import views as marketplace
+from app.notifications import preferences_views as preferences
 from app.notifications import views as notifications
 from app.realtime import ws
 
@@ -30,6 +31,8 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     r.add_post("/logout", accounts.logout, name="logout")
     r.add_get("/account/sessions", accounts.sessions_page, name="sessions")
     r.add_post(f"/account/sessions/{ID}/revoke", accounts.revoke_session, name="session_revoke")
+    r.add_get("/account/notifications", preferences.preferences_page, name="preferences")
+    r.add_post("/account/notifications", preferences.save)
 
     r.add_get("/services", marketplace.browse, name="services")
     r.add_get("/services/new", marketplace.service_new_form, name="service_new")

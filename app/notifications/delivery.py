@@ -41,17 +41,22 @@ class DeliveryRecorder:
             return
         now = now_text()
         events: list[str] = []
+        written: dict[int, int] = {}
         async with self._db.transaction() as tx:
             for user_id, upto in work:
                 rows = await tx.fetch_all(
                     "UPDATE notifications SET delivered_at = ?"
                     " WHERE user_id = ? AND id > ? AND id <= ? AND delivered_at IS NULL"
-                    " RETURNING event",
+                    " RETURNING id, event",
                     (now, user_id, self._written.get(user_id, 0), upto),
                 )
-                events.extend(row[0] for row in rows)
-        for user_id, upto in work:
-            self._written[user_id] = upto
+                events.extend(row[1] for row in rows)
+                if rows:
+                    written[user_id] = max(row[0] for row in rows)
+        # The watermark moves to the newest row actually marked, not to the acked id: an ack
+        # naming an id beyond the user's newest must not swallow the acks that follow.
+        for user_id, upto in written.items():
+            self._written[user_id] = max(upto, self._written.get(user_id, 0))
         for event in events:
             self._metrics.notifications_acknowledged.labels(event).inc()
 

@@ -68,6 +68,38 @@ class Notification:
         )
 
 
+@dataclass(frozen=True)
+class StoredGroup:
+    """Notifications stored by one send: everything shared once, then (id, user_id, unread)
+    per recipient, in id order. A fan-out to 5,000 users is one of these, not 5,000 objects."""
+
+    type: str
+    event: str
+    key: str | None
+    raw_data: str
+    created_at: str
+    rows: list[tuple[int, int, int]]
+
+    @property
+    def ids(self) -> list[int]:
+        return [row[0] for row in self.rows]
+
+    def notifications(self) -> list[Notification]:
+        return [
+            Notification(
+                id=notification_id,
+                user_id=user_id,
+                type=self.type,
+                event=self.event,
+                key=self.key,
+                raw_data=self.raw_data,
+                created_at=self.created_at,
+                unread=unread,
+            )
+            for notification_id, user_id, unread in self.rows
+        ]
+
+
 def dump_data(data: dict[str, Any]) -> str:
     """JSON for storage; refuses NaN and Infinity, which no JSON parser downstream accepts."""
     return strictjson.dumps(data)

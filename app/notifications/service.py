@@ -23,8 +23,8 @@ from typing import Any
 from app.db import Database, current_transaction
 from app.metrics import Metrics
 from app.notifications import store
-from app.notifications.models import ENVELOPE_TYPES, Notification, dump_data
-from app.notifications.store import Marked, NewNotification
+from app.notifications.models import ENVELOPE_TYPES, Notification, StoredGroup, dump_data
+from app.notifications.store import Marked, NewGroup
 from app.realtime.broker import Broker, NotificationsMarked, NotificationsStored
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ def collapse_key(data: dict[str, Any]) -> str | None:
 
 @dataclass
 class _Send:
-    rows: list[NewNotification]
-    done: asyncio.Future[list[Notification]]
+    group: NewGroup
+    done: asyncio.Future[StoredGroup]
 
 
 class NotificationService:
@@ -94,17 +94,28 @@ class NotificationService:
         key: str | None = None,
     ) -> list[Notification]:
         """Store one notification per user; returns them in `user_ids` order, with ids."""
+        return (await self.publish(user_ids, type, data, key=key)).notifications()
+
+    async def publish(
+        self,
+        user_ids: Sequence[int],
+        type: str,
+        data: dict[str, Any],
+        *,
+        key: str | None = None,
+    ) -> StoredGroup:
+        """`send_to_users` without building an object per recipient (the fan-out path)."""
         if type not in ENVELOPE_TYPES:
             raise ValueError(f"unknown notification type {type!r}")
         event = data.get("type")
         event = event if isinstance(event, str) and event else type
-        raw = dump_data(data)
         key = key if key is not None else collapse_key(data)
-        rows = [NewNotification(user_id, type, event, key, raw) for user_id in user_ids]
+        group = NewGroup(user_ids, type, event, key, dump_data(data))
         if current_transaction() is not None or self._writer is None:
-            return await self._store(rows)
-        done: asyncio.Future[list[Notification]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Send(rows, done))
+            [stored] = await self._store([group])
+            return stored
+        done: asyncio.Future[StoredGroup] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Send(group, done))
         return await done
 
     async def unknown_users(self, user_ids: Sequence[int]) -> list[int]:
@@ -160,30 +171,30 @@ class NotificationService:
 
     # --- the batch writer -------------------------------------------------------------
 
-    async def _published(self, stored: list[Notification]) -> None:
-        for notification in stored:
-            self._metrics.notifications_created.labels(notification.event).inc()
+    async def _published(self, stored: list[StoredGroup]) -> None:
+        for group in stored:
+            self._metrics.notifications_created.labels(group.event).inc(len(group.rows))
         await self._broker.publish(NotificationsStored(tuple(stored)))
 
     async def _write_loop(self) -> None:
         while True:
             first = await self._queue.get()
             batch = [first]
-            size = len(first.rows)
+            size = len(first.group.user_ids)
             while size < MAX_BATCH_ROWS and not self._queue.empty():
                 send = self._queue.get_nowait()
                 batch.append(send)
-                size += len(send.rows)
+                size += len(send.group.user_ids)
             try:
                 await self._write(batch)
             finally:
                 for _ in batch:
                     self._queue.task_done()
 
-    async def _store(self, rows: Sequence[NewNotification]) -> list[Notification]:
+    async def _store(self, groups: Sequence[NewGroup]) -> list[StoredGroup]:
         """Insert, then publish once committed: now, or when the open transaction commits."""
         tx = current_transaction()
-        stored = await store.insert_notifications(self._db, rows)
+        stored = await store.insert_groups(self._db, groups)
         if tx is not None:
             tx.after_commit(functools.partial(self._published, stored))
         else:
@@ -192,7 +203,7 @@ class NotificationService:
 
     async def _write(self, batch: list[_Send]) -> None:
         try:
-            stored = await self._store([row for send in batch for row in send.rows])
+            stored = await self._store([send.group for send in batch])
         except Exception as exc:
             if len(batch) == 1:
                 if not batch[0].done.done():
@@ -202,8 +213,6 @@ class NotificationService:
             for send in batch:
                 await self._write([send])
             return
-        offset = 0
-        for send in batch:
+        for send, group in zip(batch, stored, strict=True):
             if not send.done.done():
-                send.done.set_result(stored[offset : offset + len(send.rows)])
-            offset += len(send.rows)
+                send.done.set_result(group)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from app.clock import now_text
 from app.db import Database, Transaction
 from app.errors import NotFound
-from app.notifications.models import ENVELOPE_TYPES, Notification
+from app.notifications.models import ENVELOPE_TYPES, Notification, StoredGroup
 
 PAGE_SIZE = 20
 # SQLite allows 32,766 bound variables per statement; 6 per inserted row.
@@ -24,8 +24,10 @@ MAX_MARK_IDS = 500
 
 
 @dataclass(frozen=True)
-class NewNotification:
-    user_id: int
+class NewGroup:
+    """One send: the same notification for each of `user_ids`."""
+
+    user_ids: Sequence[int]
     type: str
     event: str
     key: str | None
@@ -69,43 +71,53 @@ def _insert_sql(count: int) -> str:
     )
 
 
-async def insert_notifications(db: Database, rows: Sequence[NewNotification]) -> list[Notification]:
-    """Insert in order, atomically; each returned notification carries its user's unread count
-    right after it. Joins the task's open transaction if there is one. Raises
+def _params(group: NewGroup, user_ids: Sequence[int], created_at: str) -> list[object]:
+    shared = (group.type, group.event, group.key, group.raw_data, created_at)
+    return [value for user_id in user_ids for value in (user_id, *shared)]
+
+
+async def insert_groups(db: Database, groups: Sequence[NewGroup]) -> list[StoredGroup]:
+    """Insert every group's rows in order, atomically; each stored row carries its user's
+    unread count right after it. Joins the task's open transaction if there is one. Raises
     sqlite3.IntegrityError (and stores nothing) when a user does not exist."""
-    if not rows:
-        return []
     created_at = now_text()
-    chunks = [rows[i : i + _INSERT_CHUNK] for i in range(0, len(rows), _INSERT_CHUNK)]
+    # Statements of at most _INSERT_CHUNK rows, each row tagged with its group.
+    statements: list[list[object]] = [[]]
+    counts = [0]
+    for group in groups:
+        for start in range(0, len(group.user_ids), _INSERT_CHUNK):
+            part = group.user_ids[start : start + _INSERT_CHUNK]
+            if counts[-1] + len(part) > _INSERT_CHUNK:
+                statements.append([])
+                counts.append(0)
+            statements[-1] += _params(group, part, created_at)
+            counts[-1] += len(part)
     returned: list[sqlite3.Row] = []
-    if len(chunks) == 1:
-        returned = await db.write_statement(_insert_sql(len(rows)), _params(rows, created_at))
+    if len(statements) == 1:
+        if counts[0]:
+            returned = await db.write_statement(_insert_sql(counts[0]), statements[0])
     else:
         async with db.transaction() as tx:
-            for chunk in chunks:
-                returned += await tx.fetch_all(_insert_sql(len(chunk)), _params(chunk, created_at))
-    # SQLite inserts the VALUES rows in order, so sorted ids line up with them.
-    returned.sort(key=lambda r: r[0])
-    return [
-        Notification(
-            id=r[0],
-            user_id=row.user_id,
-            type=row.type,
-            event=row.event,
-            key=row.key,
-            raw_data=row.raw_data,
-            created_at=created_at,
-            unread=r[2],
+            for params, count in zip(statements, counts, strict=True):
+                returned += await tx.fetch_all(_insert_sql(count), params)
+    # SQLite inserts the VALUES rows in order, so sorted ids line up with the groups' users.
+    rows = sorted((r[0], r[1], r[2]) for r in returned)
+    stored: list[StoredGroup] = []
+    offset = 0
+    for group in groups:
+        size = len(group.user_ids)
+        stored.append(
+            StoredGroup(
+                group.type,
+                group.event,
+                group.key,
+                group.raw_data,
+                created_at,
+                rows[offset : offset + size],
+            )
         )
-        for r, row in zip(returned, rows, strict=True)
-    ]
-
-
-def _params(rows: Sequence[NewNotification], created_at: str) -> list[object]:
-    params: list[object] = []
-    for row in rows:
-        params += (row.user_id, row.type, row.event, row.key, row.raw_data, created_at)
-    return params
+        offset += size
+    return stored
 
 
 async def unknown_users(db: Database, user_ids: Sequence[int]) -> list[int]:

@@ -12,14 +12,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from app.notifications.models import Notification
+from app.notifications.models import Notification, StoredGroup
 
 
 @dataclass(frozen=True)
 class NotificationsStored:
-    """Committed notifications, in id order."""
+    """Committed notifications, in id order, as the groups their sends stored."""
 
-    notifications: tuple[Notification, ...]
+    groups: tuple[StoredGroup, ...]
+
+    @property
+    def notifications(self) -> list[Notification]:
+        return [n for group in self.groups for n in group.notifications()]
 
 
 @dataclass(frozen=True)

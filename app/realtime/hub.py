@@ -123,36 +123,37 @@ class Hub:
         """Offer each notification to every socket of its user.
 
         Most sockets take the frame at once (`write_now` does not wait when the socket's
-        buffer has room); the others get it queued for their writer task. Metrics are
-        counted once per message, not per frame: this loop is the hot path of a fan-out.
+        buffer has room); the others get it queued for their writer task. The frame's shared
+        parts are encoded once per group and metrics counted once per message: this loop is
+        the hot path of a fan-out.
         """
         by_user = self._by_user
-        frames = protocol.FrameBuilder()
         written = 0
-        sent_by_event: dict[str, int] = {}
-        for notification in message.notifications:
-            sockets = by_user.get(notification.user_id)
-            if not sockets:
-                continue
-            text = frames.build(notification, notification.unread)
-            queued: Outbound | None = None
-            for conn in tuple(sockets):
-                if conn.can_write_now(len(text)):
-                    if await conn.write_now(text, notification.id):
-                        written += 1
-                        sent_by_event[notification.event] = (
-                            sent_by_event.get(notification.event, 0) + 1
-                        )
-                else:
-                    if queued is None:
-                        queued = Outbound(text, notification.id, notification.event, received_at)
-                    conn.offer(queued)
+        for group in message.groups:
+            head, tail = protocol.frame_parts(
+                group.type, group.key, group.raw_data, group.created_at
+            )
+            sent = 0
+            for notification_id, user_id, unread in group.rows:
+                sockets = by_user.get(user_id)
+                if not sockets:
+                    continue
+                text = f'{{"id":{notification_id}{head}{unread}{tail}'
+                queued: Outbound | None = None
+                for conn in tuple(sockets):
+                    if conn.can_write_now(len(text)):
+                        if await conn.write_now(text, notification_id):
+                            sent += 1
+                    else:
+                        if queued is None:
+                            queued = Outbound(text, notification_id, group.event, received_at)
+                        conn.offer(queued)
+            if sent:
+                self.metrics.notifications_sent.labels(group.event).inc(sent)
+                written += sent
         if written:
-            metrics = self.metrics
-            metrics.frames_sent.inc(written)
-            for event, count in sent_by_event.items():
-                metrics.notifications_sent.labels(event).inc(count)
-            metrics.publish_latency.observe(time.perf_counter() - received_at)
+            self.metrics.frames_sent.inc(written)
+            self.metrics.publish_latency.observe(time.perf_counter() - received_at)
 
     async def _marked(self, message: NotificationsMarked) -> None:
         sockets = self._by_user.get(message.user_id)

@@ -55,29 +55,17 @@ def error(code: str, message: str) -> str:
     return control("error", code=code, message=message)
 
 
+def frame_parts(type: str, key: str | None, raw_data: str, created_at: str) -> tuple[str, str]:
+    """What every frame of one send shares: the text around its id and its unread count."""
+    head = f',"type":{_dumps(type)},"key":{_dumps(key)},"unread":'
+    tail = f',"data":{raw_data},"created_at":{_dumps(created_at)}}}'
+    return head, tail
+
+
 def notification_frame(n: Notification, unread: int) -> str:
     """The frame for a stored notification. `data` is the stored JSON text, passed through."""
-    return FrameBuilder().build(n, unread)
-
-
-class FrameBuilder:
-    """Builds notification frames, encoding the parts a fan-out shares (type, key, time)
-    once: only the id and the unread count differ from one user's frame to the next."""
-
-    def __init__(self) -> None:
-        self._parts: dict[tuple[str, str | None, str], tuple[str, str]] = {}
-
-    def build(self, n: Notification, unread: int) -> str:
-        shared = (n.type, n.key, n.created_at)
-        parts = self._parts.get(shared)
-        if parts is None:
-            parts = (
-                f',"type":{_dumps(n.type)},"key":{_dumps(n.key)},"unread":',
-                f',"created_at":{_dumps(n.created_at)}}}',
-            )
-            self._parts[shared] = parts
-        head, tail = parts
-        return f'{{"id":{n.id}{head}{unread},"data":{n.raw_data}{tail}'
+    head, tail = frame_parts(n.type, n.key, n.raw_data, n.created_at)
+    return f'{{"id":{n.id}{head}{unread}{tail}'
 
 
 class BadFrame(Exception):

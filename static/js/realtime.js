@@ -97,13 +97,15 @@ export class TabClient {
     this.win?.removeEventListener?.("online", this.onOnline);
     this.win?.removeEventListener?.("offline", this.onOffline);
     this.win?.document?.removeEventListener?.("visibilitychange", this.onVisibility);
-    this.socket?.close();
-    this.socket = null;
     if (this.channel) {
       this.channel.postMessage({ kind: "bye", tabId: this.tabId });
       this.channel.close();
       this.channel = null;
     }
+    // After the channel: this socket's "closed" is this tab's, not the other tabs' (they get
+    // "connecting" from the next leader).
+    this.socket?.close();
+    this.socket = null;
     this.releaseLock?.();
     this.releaseLock = null;
   }
@@ -138,6 +140,10 @@ export class TabClient {
       this.callbacks.onControl(frame);
       this.broadcast({ kind: "control", frame });
     });
+    // What this tab sent before it led (before the lock came, or as a follower) is now this
+    // socket's to send; the outbox skips a client_msg_id it already holds.
+    for (const message of this.pending.values()) this.socket.sendMessage(message);
+    this.pending.clear();
     this.socket.start();
     this.broadcast({ kind: "leader", tabId: this.tabId });
   }
@@ -195,7 +201,10 @@ export class TabClient {
         break;
       case "visibility":
         if (this.isLeader) {
-          if (data.visible) this.visibleTabs.add(data.tabId);
+          if (data.visible) {
+            this.visibleTabs.add(data.tabId);
+            this.socket?.wake(); // someone is looking: do not sit out a long backoff
+          }
           else this.visibleTabs.delete(data.tabId);
         }
         break;

@@ -84,7 +84,7 @@ export class RealtimeSocket extends EventTarget {
   // The browser says the network is gone.
   offline() {
     if (this.stopped || this.status === "signed-out") return;
-    this.clearTimer("retry");
+    this.clearAllTimers(); // the retry, and the dead-link, stable and ack timers of the dropped socket
     this.dropSocket(4000, "offline");
     this.setStatus("offline");
   }

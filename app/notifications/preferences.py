@@ -1,0 +1,101 @@
+"""Per-user notification preferences: which events pop up in the browser.
+
+The server stores and delivers every notification whatever these say. They only tell the
+browser client whether to show a toast (`in_app`) or a desktop notification (`desktop`) when
+one arrives. No stored row means the default, both on. Critical events cannot be muted: they
+read as on, and are stored as on whatever is submitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class EventKind:
+    """An event a person can get, as the settings page shows it."""
+
+    name: str  # the notification's `event` (`data.type`)
+    label: str
+    always_on_reason: str = ""  # set for critical events, shown next to their boxes
+
+    @property
+    def critical(self) -> bool:
+        return bool(self.always_on_reason)
+
+
+# In display order.
+EVENTS: tuple[EventKind, ...] = (
+    EventKind("new_booking", "A client books one of your services"),
+    EventKind("booking_accepted", "A provider accepts your booking"),
+    EventKind("booking_declined", "A provider declines your booking"),
+    EventKind(
+        "booking_cancelled",
+        "A booking is cancelled",
+        "Always on: you need to know when a booking is cancelled",
+    ),
+    EventKind("booking_completed", "A provider marks your booking completed"),
+    EventKind("payment_received", "You receive a payment"),
+    EventKind("payment_confirmed", "Your payment goes through"),
+    EventKind(
+        "payment_failed",
+        "Your payment fails",
+        "Always on: you need to know when a payment fails",
+    ),
+    EventKind("payment_refunded", "A provider refunds your payment"),
+    EventKind("notification", "General notices"),
+)
+EVENT_NAMES: frozenset[str] = frozenset(event.name for event in EVENTS)
+CRITICAL_EVENTS: frozenset[str] = frozenset(event.name for event in EVENTS if event.critical)
+
+
+@dataclass(frozen=True, slots=True)
+class Preference:
+    in_app: bool
+    desktop: bool
+
+
+DEFAULT = Preference(in_app=True, desktop=True)
+
+
+def _effective(event: str, preference: Preference) -> Preference:
+    return DEFAULT if event in CRITICAL_EVENTS else preference
+
+
+async def get_preferences(db: Database, user_id: int) -> dict[str, Preference]:
+    """Every event, in display order, with defaults filled in (one query)."""
+    rows = await db.fetch_all(
+        "SELECT event, in_app, desktop FROM notification_preferences WHERE user_id = ?",
+        (user_id,),
+    )
+    stored = {row[0]: Preference(bool(row[1]), bool(row[2])) for row in rows}
+    return {e.name: _effective(e.name, stored.get(e.name, DEFAULT)) for e in EVENTS}
+
+
+async def save_preferences(db: Database, user_id: int, prefs: dict[str, Preference]) -> None:
+    """Store the given events' preferences in one transaction; critical ones as on.
+
+    Raises ValueError for an event that is not in `EVENTS` (callers filter what people send).
+    """
+    unknown = set(prefs) - EVENT_NAMES
+    if unknown:
+        raise ValueError(f"unknown notification events: {sorted(unknown)}")
+    rows = [
+        (user_id, event, int(pref.in_app), int(pref.desktop))
+        for event, pref in ((e, _effective(e, p)) for e, p in prefs.items())
+    ]
+    async with db.transaction() as tx:
+        await tx.executemany(
+            "INSERT INTO notification_preferences (user_id, event, in_app, desktop)"
+            " VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (user_id, event)"
+            " DO UPDATE SET in_app = excluded.in_app, desktop = excluded.desktop",
+            rows,
+        )
+
+
+def to_client(prefs: dict[str, Preference]) -> dict[str, dict[str, bool]]:
+    """What the browser client gets: `{"new_booking": {"in_app": true, "desktop": false}, ...}`."""
+    return {event: {"in_app": p.in_app, "desktop": p.desktop} for event, p in prefs.items()}
