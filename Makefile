@@ -20,8 +20,9 @@ run: $(STAMP)  ## start the app: make run ARGS="--port 9000 --demo"
 demo: $(STAMP)  ## start the app with a demo provider, client and services
 	$(PY) run.py --demo $(ARGS)
 
-test: $(STAMP)  ## every test
+test: $(STAMP)  ## every test: the Python suite (server, Redis, real Chromium), then the JS unit tests
 	$(PY) -m pytest $(PYTEST_ARGS)
+	node --test tests/js/
 
 check: $(STAMP)  ## lint, format check and strict typing of app/
 	$(VENV)/bin/ruff check app tests run.py

@@ -13,7 +13,15 @@ from app.db import Database
 from app.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
 from tests.conftest import make_settings
 
-APP_TABLES = {"users", "sessions", "services", "bookings", "payments", "notifications"}
+APP_TABLES = {
+    "users",
+    "sessions",
+    "services",
+    "bookings",
+    "payments",
+    "notifications",
+    "notification_preferences",
+}
 
 
 @pytest.fixture

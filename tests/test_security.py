@@ -32,14 +32,23 @@ from tests.flows import (
 CSRF_MESSAGE = "This form has expired or did not come from this site."
 CROSS_SITE_MESSAGE = "This request came from another site and was refused."
 SITE_HEADER = '<header class="site-header">'
-TABLES = ("users", "sessions", "services", "bookings", "payments", "notifications")
+# Each table with the columns that order its rows.
+TABLES = {
+    "users": "id",
+    "sessions": "id",
+    "services": "id",
+    "bookings": "id",
+    "payments": "id",
+    "notifications": "id",
+    "notification_preferences": "user_id, event",
+}
 
 
 async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
     """Every row the app keeps about people and their business."""
     return {
-        table: [tuple(row) for row in await db.fetch_all(f"SELECT * FROM {table} ORDER BY id")]
-        for table in TABLES
+        table: [tuple(row) for row in await db.fetch_all(f"SELECT * FROM {table} ORDER BY {key}")]
+        for table, key in TABLES.items()
     }
 
 
@@ -157,6 +166,11 @@ async def _session_revoke(p: People) -> Target:
     return Target(p.client, f"/account/sessions/{session_id}/revoke", {})
 
 
+async def _notification_preferences(p: People) -> Target:
+    form = {"in_app:new_booking": "1", "desktop:booking_accepted": "1"}  # the rest unticked
+    return Target(p.client, "/account/notifications", form)
+
+
 FORM_ROUTES: dict[str, Callable[[People], Awaitable[Target]]] = {
     "/signup": _signup,
     "/login": _login,
@@ -175,6 +189,7 @@ FORM_ROUTES: dict[str, Callable[[People], Awaitable[Target]]] = {
     "/notifications/read-all": _notifications_read_all,
     "/notifications/{id}/read": _notification_read,
     "/account/sessions/{id}/revoke": _session_revoke,
+    "/account/notifications": _notification_preferences,
 }
 routes = pytest.mark.parametrize("route", list(FORM_ROUTES))
 
@@ -310,7 +325,10 @@ async def test_every_page_carries_the_security_headers(
     assert response.headers["Referrer-Policy"] in {"same-origin", "strict-origin-when-cross-origin"}
 
 
-@pytest.mark.parametrize("path", ["/bookings", "/services", "/account/sessions", "/notifications"])
+@pytest.mark.parametrize(
+    "path",
+    ["/bookings", "/services", "/account/sessions", "/account/notifications", "/notifications"],
+)
 async def test_signed_in_pages_are_never_cached(client_browser: Browser, path: str) -> None:
     response = await client_browser.get(path)
     assert response.status == 200
@@ -398,6 +416,7 @@ async def test_an_unexpected_error_shows_a_calm_page_and_logs_the_traceback(
         "/notifications",
         "/notifications?kind=booking_update",
         "/account/sessions",
+        "/account/notifications",
     ],
 )
 async def test_a_signed_out_visitor_is_sent_to_login_and_brought_back(

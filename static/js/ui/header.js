@@ -81,7 +81,8 @@ export class LiveHeader {
     this.setUnread(frame.unread);
     this.addItem(frame);
     const event = frame.data?.type ?? frame.type;
-    const pref = this.prefs[event] ?? {};
+    // Events published with a type of their own count as general notices.
+    const pref = this.prefs[event] ?? this.prefs.notification ?? {};
     const critical = CRITICAL.has(event);
     const visible = this.doc.visibilityState === "visible";
     if (visible && (critical || pref.in_app !== false)) {
