@@ -30,6 +30,8 @@ from typing import Any
 
 import aiosqlite
 
+from app.tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 Params = Sequence[Any] | dict[str, Any]
@@ -126,11 +128,8 @@ class Database:
                 log.exception("WAL checkpoint failed")
 
     async def close(self) -> None:
-        if self._checkpoints is not None:
-            self._checkpoints.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpoints
-            self._checkpoints = None
+        await cancel_and_wait(self._checkpoints)
+        self._checkpoints = None
         if self._checkpointer is not None:
             with contextlib.suppress(sqlite3.Error):
                 await self._checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -68,10 +68,21 @@ def _service_values(form: Any) -> dict[str, str]:
 
 async def service_new_form(request: web.Request) -> web.StreamResponse:
     require_user(request)
+    return await _render_service_form(request, None, {"duration_minutes": "60"}, {})
+
+
+async def _render_service_form(
+    request: web.Request,
+    service: services.Service | None,
+    values: dict[str, str],
+    errors: Errors,
+    status: int = 200,
+) -> web.Response:
     return await render(
         request,
         "marketplace/service_form.html",
-        {"service": None, "values": {"duration_minutes": "60"}, "errors": {}},
+        {"service": service, "values": values, "errors": errors},
+        status=status,
     )
 
 
@@ -80,12 +91,7 @@ async def service_create(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     data, errors = validate_service(form)
     if data is None:
-        return await render(
-            request,
-            "marketplace/service_form.html",
-            {"service": None, "values": _service_values(form), "errors": errors},
-            status=400,
-        )
+        return await _render_service_form(request, None, _service_values(form), errors, 400)
     service_id = await services.create_service(request.config_dict[keys.DB], user.id, data)
     raise web.HTTPSeeOther(_url(request, "service_detail", id=service_id))
 
@@ -101,11 +107,7 @@ async def service_edit_form(request: web.Request) -> web.StreamResponse:
         "price": format_amount(service.price_cents),
         "duration_minutes": str(service.duration_minutes),
     }
-    return await render(
-        request,
-        "marketplace/service_form.html",
-        {"service": service, "values": values, "errors": {}},
-    )
+    return await _render_service_form(request, service, values, {})
 
 
 async def service_update(request: web.Request) -> web.StreamResponse:
@@ -115,12 +117,7 @@ async def service_update(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     data, errors = validate_service(form)
     if data is None:
-        return await render(
-            request,
-            "marketplace/service_form.html",
-            {"service": service, "values": _service_values(form), "errors": errors},
-            status=400,
-        )
+        return await _render_service_form(request, service, _service_values(form), errors, 400)
     await services.update_service(db, service.id, user.id, data)
     raise web.HTTPSeeOther(_url(request, "service_detail", id=service.id))
 

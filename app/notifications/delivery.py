@@ -7,12 +7,12 @@ highest id per user) and written once a second in one transaction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from app.clock import now_text
 from app.db import Database
 from app.metrics import Metrics
+from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,6 @@ class DeliveryRecorder:
         self._task = asyncio.create_task(self._loop(), name="delivery-recorder")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()

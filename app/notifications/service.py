@@ -13,7 +13,6 @@ Read and seen marks go through here too, so every device of the user hears of th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from app.notifications import store
 from app.notifications.models import ENVELOPE_TYPES, Notification, StoredGroup, dump_data
 from app.notifications.store import Marked, NewGroup
 from app.realtime.broker import Broker, NotificationsMarked, NotificationsStored
+from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,7 @@ class NotificationService:
         if self._writer is None:
             return
         await self._queue.join()
-        self._writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+        await cancel_and_wait(self._writer)
         self._writer = None
 
     # --- the seed's API ---------------------------------------------------------------

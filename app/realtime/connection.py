@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from app.metrics import Metrics
+from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +237,7 @@ class Connection:
             self.state = State.CLOSING
             self._queue.clear()
             self._on_closed(self)
-        if self._writer is not None and not self._writer.done():
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._writer
+        await cancel_and_wait(self._writer)
         if self._closer is not None:
             # Bounded by CLOSE_TIMEOUT: lets the close handshake finish.
             with contextlib.suppress(asyncio.CancelledError, Exception):

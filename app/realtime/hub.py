@@ -9,7 +9,6 @@ socket of its user without ever waiting on one. The hub knows nothing of booking
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -25,6 +24,7 @@ from app.realtime.broker import (
     SessionsEnded,
 )
 from app.realtime.connection import CloseCode, Connection, Outbound
+from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -218,10 +218,7 @@ class Hub:
 
     async def stop_loops(self) -> None:
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks = []
 
     async def shutdown(self) -> None:
