@@ -12,8 +12,12 @@ function start() {
   if (!root || !body.dataset.userId) return;
   const header = new LiveHeader(root);
   const regions = new LiveRegions({ onUpdated: () => localizeTimes() });
+  // The newest notification the server rendered into the dropdown: no need to replay it.
+  const rendered = [...root.querySelectorAll("[data-rt-list] [data-notification-id]")]
+    .map((item) => Number(item.dataset.notificationId));
   const rt = connectRealtime({
     userId: body.dataset.userId,
+    lastId: Math.max(0, ...rendered),
     onStatusChange: (detail) => header.setStatus(detail),
     onBookingUpdate: (_data, frame) => { header.onFrame(frame); regions.changed(); },
     onPaymentUpdate: (_data, frame) => { header.onFrame(frame); regions.changed(); },
@@ -21,6 +25,10 @@ function start() {
     onControl: (frame) => header.onControl(frame),
   });
   header.attach(rt);
+  // Logging out here signs out every tab of this browser: tell them before this page goes.
+  for (const form of document.querySelectorAll("form[data-rt-signout]")) {
+    form.addEventListener("submit", () => rt.signOut());
+  }
   // Tests and curious developers can reach the connection from the console.
   window.marketplaceRealtime = rt;
 }

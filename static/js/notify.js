@@ -14,7 +14,7 @@ const TITLES = {
 
 export function titleFor(frame) {
   const event = frame?.data?.type;
-  return TITLES[event] ?? "Marketplace";
+  return TITLES[event] ?? "Notification";
 }
 
 export function messageOf(frame) {

@@ -32,6 +32,7 @@ export function connectRealtime(options = {}) {
     isConnected: () => tab.status === "open",
     sendMessage: (message) => tab.sendMessage(message),
     close: () => tab.close(),
+    signOut: () => tab.signOut(),
     get isLeader() {
       return tab.isLeader;
     },
@@ -47,7 +48,7 @@ export function dispatchFrame(frame, callbacks) {
 }
 
 export class TabClient {
-  constructor({ win, userId, callbacks, canShare, socketOptions = {} }) {
+  constructor({ win, userId, callbacks, canShare, socketOptions = {}, lastId = 0 }) {
     this.win = win;
     this.userId = userId;
     this.callbacks = callbacks;
@@ -58,7 +59,9 @@ export class TabClient {
     this.socket = null;
     this.channel = null;
     this.status = "connecting";
-    this.lastSeenId = 0; // per tab: frames relayed twice are shown once
+    // The newest notification already on the server-rendered page: not replayed, not shown again.
+    this.renderedId = Number.isSafeInteger(lastId) && lastId > 0 ? lastId : 0;
+    this.lastSeenId = this.renderedId; // per tab: frames relayed twice are shown once
     this.pending = new Map(); // follower: client_msg_id -> message, until the leader says acked
     this.visibleTabs = new Set(); // leader: the other tabs that say they are visible
     this.releaseLock = null;
@@ -83,7 +86,7 @@ export class TabClient {
     this.channel.postMessage({ kind: "hello", tabId: this.tabId });
     this.reportVisibility();
     this.win.navigator.locks.request(`rt-leader:${this.userId}`, () => {
-      if (this.closed) return undefined;
+      if (this.closed || this.status === "signed-out") return undefined; // a signed-out tab never leads
       this.becomeLeader();
       // Held until this tab goes: then the next tab waiting on the lock takes over.
       return new Promise((resolve) => { this.releaseLock = resolve; });
@@ -121,6 +124,7 @@ export class TabClient {
     this.socket = new RealtimeSocket({
       storage,
       lastIdKey: `rt-last-id:${this.userId}`,
+      lastId: this.renderedId, // resume after what this page already shows
       outboxKey,
       ...this.socketOptions,
     });
@@ -169,6 +173,12 @@ export class TabClient {
 
   onChannel(data) {
     if (!data || typeof data !== "object" || this.closed) return;
+    // A page whose session ended stays signed out (its forms carry that session's CSRF token):
+    // it takes no more frames, and a signed-out leader hands the lock to a new login's tab.
+    if (this.status === "signed-out") {
+      if (data.kind === "hello" && this.isLeader) this.stepDown();
+      return;
+    }
     switch (data.kind) {
       case "frame":
         if (!this.isLeader) this.deliver(data.frame);
@@ -211,9 +221,29 @@ export class TabClient {
       case "bye":
         this.visibleTabs.delete(data.tabId);
         break;
+      case "signed-out":
+        // Another tab logged out. The leader waits for the server's 4401 on its socket.
+        if (!this.isLeader) this.setStatus({ status: "signed-out", retryIn: null });
+        break;
       default:
         break;
     }
+  }
+
+  // This page is logging out (its logout form is being submitted). The tabs of a browser share
+  // the session, so tell them now, while this page is still here: when it leads, the next tab
+  // takes the lock as soon as it unloads, and a socket opened with the ended session is refused
+  // (401) in a way a browser cannot tell from a network failure, so it would retry for ever.
+  signOut() {
+    this.broadcast({ kind: "signed-out" });
+    if (!this.isLeader) this.setStatus({ status: "signed-out", retryIn: null });
+  }
+
+  stepDown() {
+    this.isLeader = false;
+    this.callbacks.onLeaderChange(false);
+    this.releaseLock?.();
+    this.releaseLock = null;
   }
 
   reportVisibility() {

@@ -42,7 +42,8 @@ export class RealtimeSocket extends EventTarget {
     this.lastIdKey = o.lastIdKey ?? "rt-last-id";
     this.outbox = o.outbox ?? new Outbox({ storage: this.storage, key: o.outboxKey ?? "rt-outbox",
       maxEnqueuedMessages: o.maxEnqueuedMessages, warn: o.warn, random: this.random });
-    this.lastId = this.readLastId();
+    // Resume after the newer of the stored id and `lastId` (what the page was rendered with).
+    this.lastId = Math.max(this.readLastId(), Number.isSafeInteger(o.lastId) ? o.lastId : 0);
     this.status = "idle";
     this.ws = null;
     this.attempt = 0;

@@ -97,7 +97,7 @@ test("a frame without a key gets a tag of its own", () => {
   const { win, created } = fakeWindow();
   showDesktop({ id: 9, type: "notification", data: { message: "Maintenance at 22:00" } }, win);
   assert.equal(created[0].options.tag, "notification:9");
-  assert.equal(created[0].title, "Marketplace");
+  assert.equal(created[0].title, "Notification");
   assert.equal(created[0].options.body, "Maintenance at 22:00");
 });
 
@@ -127,8 +127,8 @@ test("clicking the notification focuses the window, opens the notification and c
 
 test("titleFor and messageOf fall back sensibly", () => {
   assert.equal(titleFor({ data: { type: "payment_failed" } }), "Payment failed");
-  assert.equal(titleFor({ data: { type: "unheard_of" } }), "Marketplace");
-  assert.equal(titleFor(null), "Marketplace");
+  assert.equal(titleFor({ data: { type: "unheard_of" } }), "Notification");
+  assert.equal(titleFor(null), "Notification");
   assert.equal(messageOf({ data: { type: "payment_received", message: "" } }), "Payment received");
   assert.equal(messageOf({ data: { type: "payment_received", message: 5 } }), "Payment received");
 });

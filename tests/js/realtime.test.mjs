@@ -20,13 +20,14 @@ function makeEnv({ locks = true, broadcastChannel = true, random = () => 0 } = {
       return env.WS.instances.at(-1);
     },
     leaders: () => env.tabs.filter((t) => !t.rt.tab.closed && t.rt.isLeader),
-    openTab({ visibilityState = "visible", userId = USER, shareTabs } = {}) {
+    openTab({ visibilityState = "visible", userId = USER, shareTabs, lastId } = {}) {
       const win = env.browser.newWindow({ visibilityState });
       const log = { booking: [], payment: [], notification: [], status: [], control: [], leader: [], data: [] };
       const rt = connectRealtime({
         window: win,
         userId,
         shareTabs,
+        lastId,
         onBookingUpdate: (data, frame) => { log.booking.push(frame.id); log.data.push(data); },
         onPaymentUpdate: (data, frame) => { log.payment.push(frame.id); log.data.push(data); },
         onNotification: (data, frame) => { log.notification.push(frame.id); log.data.push(data); },
@@ -449,4 +450,51 @@ test("the leader keeps the last id and outbox under per-user keys in localStorag
   env.ws.welcome().deliver(frame(17));
   assert.equal(env.browser.localStorage.getItem(`rt-last-id:${USER}`), "17");
   assert.ok(env.browser.localStorage instanceof MemoryStorage);
+});
+
+// --- the page's own notifications and signing out ------------------------------------------
+
+test("a page rendered with notifications up to id N resumes after N and shows none of them again", async () => {
+  const env = makeEnv();
+  const [tab] = await openTabs(env, 1, { lastId: 5 });
+  assert.equal(env.ws.url, "/ws?last_id=5");
+  env.ws.welcome();
+  env.ws.deliver(frame(5)).deliver(frame(6));
+  await settle();
+  assert.deepEqual(tab.log.notification, [6]);
+});
+
+test("signing out in one tab marks the other tabs signed out, and none of them takes the socket over", async () => {
+  const env = makeEnv();
+  const [a, b, c] = await openTabs(env, 3);
+  env.ws.welcome();
+  b.rt.signOut();
+  await settle();
+  assert.equal(b.statuses().at(-1), "signed-out");
+  assert.equal(c.statuses().at(-1), "signed-out");
+  assert.notEqual(a.statuses().at(-1), "signed-out", "the leader waits for the server's 4401");
+  env.ws.serverClose(4401, "session ended");
+  await settle();
+  assert.equal(a.statuses().at(-1), "signed-out");
+  const sockets = env.sockets.length;
+  a.rt.close();
+  await settle();
+  env.clock.advance(60 * 1000);
+  assert.equal(env.sockets.length, sockets, "no signed-out tab opens a socket with the ended session");
+});
+
+test("a signed-out leader hands the socket to a tab opened after a new login", async () => {
+  const env = makeEnv();
+  const [a] = await openTabs(env, 1);
+  env.ws.welcome();
+  env.ws.serverClose(4401, "session ended");
+  await settle();
+  assert.equal(a.statuses().at(-1), "signed-out");
+  const fresh = env.openTab();
+  await settle();
+  assert.equal(fresh.rt.isLeader, true);
+  assert.equal(a.rt.isLeader, false);
+  env.ws.welcome();
+  await settle();
+  assert.equal(fresh.statuses().at(-1), "open");
 });

@@ -1,0 +1,99 @@
+"""The server goes away and comes back: the page says so, reconnects by itself, shows what was
+published meanwhile exactly once, and sends what it queued while offline."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import (
+    TOAST_RECORDER,
+    Contexts,
+    LiveServer,
+    badge,
+    login,
+    mark_page,
+    not_reloaded,
+    poll,
+    status,
+    wait_live,
+)
+
+RECONNECT_MS = 20_000  # backoff with full jitter: a few seconds at most after a short outage
+
+
+def read_at(server: LiveServer, notification_id: int) -> str | None:
+    [(value,)] = server.query("SELECT read_at FROM notifications WHERE id = ?", (notification_id,))
+    return value if value is None else str(value)
+
+
+def test_the_page_reconnects_after_a_restart_shows_missed_notifications_once_and_flushes_its_queue(
+    live_server: LiveServer, new_context: Contexts
+) -> None:
+    user = live_server.signup("Robin Reconnect")
+    page = login(new_context(init_scripts=(TOAST_RECORDER,)), user, "/services")
+    wait_live(page)
+    mark_page(page)
+    [unread_id] = live_server.publish([user.id], {"message": "Before the outage"})
+    items = page.locator("[data-rt-list] [data-notification-id]")
+    expect(page.locator(f'[data-rt-list] [data-notification-id="{unread_id}"]')).to_have_count(1)
+    expect(badge(page)).to_have_text("1")
+
+    live_server.stop()
+    expect(status(page)).to_have_attribute("data-state", "reconnecting")
+    expect(status(page)).to_have_text(re.compile(r"^Reconnecting"))
+
+    # Queued while the server is down; sent when the socket is back.
+    page.evaluate(
+        "(id) => window.marketplaceRealtime.sendMessage({type: 'mark_read', ids: [id]})", unread_id
+    )
+    assert read_at(live_server, unread_id) is None
+
+    live_server.start()
+    missed = [live_server.publish([user.id], {"message": f"Missed {n}"})[0] for n in range(3)]
+    wait_live(page, timeout=RECONNECT_MS)
+
+    for notification_id in missed:
+        item = page.locator(f'[data-rt-list] [data-notification-id="{notification_id}"]')
+        expect(item).to_have_count(1)
+    page.wait_for_function(
+        "(ids) => ids.every((id) => window.__toasts.includes(id))", arg=missed, timeout=5_000
+    )
+    # Exactly those, once each: the dropdown and the toasts (every toast ever shown).
+    assert items.evaluate_all("els => els.map(e => Number(e.dataset.notificationId))") == [
+        *reversed(missed),
+        unread_id,
+    ]
+    assert page.evaluate("window.__toasts") == [unread_id, *missed]
+    assert not_reloaded(page)
+
+    # The queued mark_read reached the server: stored, and the count it sends back says so.
+    poll(lambda: read_at(live_server, unread_id), what="read_at of the one marked while offline")
+    expect(badge(page)).to_have_text("3")
+    expect(page.locator(f'[data-rt-list] [data-notification-id="{unread_id}"]')).not_to_have_class(
+        re.compile(r"\bunread\b")
+    )
+
+
+def test_a_page_neither_replays_nor_toasts_the_notifications_it_was_rendered_with(
+    live_server: LiveServer, new_context: Contexts
+) -> None:
+    user = live_server.signup("Nora New-Device")
+    old = [live_server.publish([user.id], {"message": f"Old news {n}"})[0] for n in range(3)]
+    # A new browser: nothing stored, the dropdown rendered with the three.
+    page = login(new_context(init_scripts=(TOAST_RECORDER,)), user, "/services")
+    items = page.locator("[data-rt-list] [data-notification-id]")
+    for visit in range(2):  # the first visit, then a reload (the stored last id)
+        if visit:
+            page.reload()
+        wait_live(page)
+        [new] = live_server.publish([user.id], {"message": "Fresh"})
+        expect(page.locator(f'[data-rt-list] [data-notification-id="{new}"]')).to_have_count(1)
+        page.wait_for_function("(id) => window.__toasts.includes(id)", arg=new)
+        ids = items.evaluate_all("els => els.map(e => Number(e.dataset.notificationId))")
+        assert ids[0] == new and len(ids) == len(set(ids)), ids
+        assert sorted(ids) == sorted([*old, new]), ids
+        assert page.evaluate("window.__toasts") == [new], "only the new one pops up"
+        expect(badge(page)).to_have_text(str(len(ids)))
+        old.append(new)
