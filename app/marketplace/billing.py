@@ -113,7 +113,7 @@ async def list_booking_payments(db: Database, booking_id: int, user_id: int) -> 
     return [Payment.from_row(row) for row in rows]
 
 
-async def find_by_key(db: Database, payer_id: int, idempotency_key: str) -> Payment | None:
+async def _find_by_key(db: Database, payer_id: int, idempotency_key: str) -> Payment | None:
     row = await db.fetch_one(
         f"{_SELECT} WHERE p.payer_id = ? AND p.idempotency_key = ?", (payer_id, idempotency_key)
     )
@@ -132,12 +132,12 @@ async def start_payment(
 ) -> tuple[Payment, bool]:
     """Record a pending payment; (payment, True) when new, (earlier one, False) on a resubmit."""
     async with db.transaction() as tx:
-        earlier = await find_by_key(db, client_id, idempotency_key)
+        earlier = await _find_by_key(db, client_id, idempotency_key)
         if earlier is not None:
             return earlier, False
         booking = await get_booking(db, booking_id, client_id)
         if booking.role_of(client_id) is not Role.CLIENT:
-            raise Forbidden("Only the client who made the booking can pay for it.")
+            raise Conflict("Only the client who made the booking can pay for it.")
         if booking.status not in (Status.ACCEPTED, Status.COMPLETED):
             raise Conflict(
                 f"This booking is {booking.status.value}; only an accepted booking can be paid."

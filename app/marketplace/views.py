@@ -210,7 +210,12 @@ async def booking_action(request: web.Request) -> web.StreamResponse:
 async def _payable_booking(request: web.Request) -> bookings.Booking:
     user = require_user(request)
     booking = await bookings.get_booking(request.config_dict[keys.DB], path_id(request), user.id)
-    if booking.role_of(user.id) is not bookings.Role.CLIENT:
+    _refuse_unpayable(booking, user.id)
+    return booking
+
+
+def _refuse_unpayable(booking: bookings.Booking, user_id: int) -> None:
+    if booking.role_of(user_id) is not bookings.Role.CLIENT:
         raise Conflict("Only the client who made the booking can pay for it.")
     if booking.payment_status in ("pending", "succeeded", "refunded"):
         raise Conflict("This booking is already paid.")
@@ -218,7 +223,6 @@ async def _payable_booking(request: web.Request) -> bookings.Booking:
         raise Conflict(
             f"This booking is {booking.status.value}; only an accepted booking can be paid."
         )
-    return booking
 
 
 async def _render_pay(
@@ -256,26 +260,15 @@ async def pay(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     app = request.config_dict
     form = await request.post()
-    key = text(form, "idempotency_key")
-    if key:
-        # A resubmitted form whose first submission already made the payment lands on it.
-        earlier = await billing.find_by_key(app[keys.DB], user.id, key)
-        if earlier is not None:
-            raise web.HTTPSeeOther(_url(request, "payment_detail", id=earlier.id))
-    try:
-        booking = await _payable_booking(request)
-    except Conflict:
-        # The first submission may have started its payment between the look-up above and
-        # this check ("already paid"): the resubmitted form still lands on that payment.
-        earlier = await billing.find_by_key(app[keys.DB], user.id, key) if key else None
-        if earlier is None:
-            raise
-        raise web.HTTPSeeOther(_url(request, "payment_detail", id=earlier.id)) from None
+    booking = await bookings.get_booking(app[keys.DB], path_id(request), user.id)
     currency = app[keys.SETTINGS].currency
     data, errors = validate_payment(form, booking.price_cents, currency)
     if data is None:
-        values = {"amount": text(form, "amount"), "idempotency_key": key}
+        _refuse_unpayable(booking, user.id)
+        values = {"amount": text(form, "amount"), "idempotency_key": text(form, "idempotency_key")}
         return await _render_pay(request, booking, values, errors, status=400)
+    # billing.pay looks the idempotency key up first, in the same transaction that checks the
+    # booking: a resubmitted form (even one racing its first submission) lands on its payment.
     payment = await billing.pay(
         app[keys.DB],
         app[keys.NOTIFIER],

@@ -126,6 +126,17 @@ class Connection:
         if notification_id <= self.last_sent_id:
             return False
         self.last_sent_id = notification_id
+        return await self._write_direct(text)
+
+    async def send(self, item: Outbound) -> None:
+        """Write a frame at once when the socket has room, else queue it."""
+        if not self.can_write_now(len(item.text)):
+            self.offer(item)
+        elif await self._write_direct(item.text):
+            self._metrics.frames_sent.inc()
+
+    async def _write_direct(self, text: str) -> bool:
+        """Write past the queue; anything offered meanwhile waits for the writer task."""
         self._sending = True
         try:
             await self.ws.send_str(text)
@@ -137,22 +148,6 @@ class Connection:
             if self._queue:
                 self._start_writer()
         return True
-
-    async def send(self, item: Outbound) -> None:
-        """Write a frame at once when the socket has room, else queue it."""
-        if self.can_write_now(len(item.text)):
-            self._sending = True
-            try:
-                await self.ws.send_str(item.text)
-                self._metrics.frames_sent.inc()
-            except (ConnectionError, RuntimeError):
-                self.close_soon(CloseCode.GOING_AWAY, "")
-            finally:
-                self._sending = False
-                if self._queue:
-                    self._start_writer()
-        else:
-            self.offer(item)
 
     async def send_now(self, item: Outbound) -> None:
         """Send directly, before going live (welcome, replay). Keeps the id watermark."""

@@ -160,10 +160,8 @@ class Hub:
         if not sockets:
             return
         ids = None if message.ids is None else list(message.ids)
-        if message.mark == "read":
-            text = protocol.control("notification_read", ids=ids, unread=message.unread)
-        else:
-            text = protocol.control("notification_seen", ids=ids, unread=message.unread)
+        # mark is "read" or "seen": notification_read / notification_seen
+        text = protocol.control(f"notification_{message.mark}", ids=ids, unread=message.unread)
         item = Outbound(text)
         for conn in tuple(sockets):
             await conn.send(item)
