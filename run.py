@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 
-from aiohttp import web
-
 from app import create_app
 from app.config import ConfigError, settings_from_args
+from app.serving import raise_fd_limit, serve
 
 
 def main() -> int:
@@ -20,16 +20,11 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    raise_fd_limit()
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}/"
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        print=lambda _text: print(f"Serving the marketplace on {url}", flush=True),
-        access_log=None,
-        backlog=1024,
-    )
+    # Not web.run_app: its listening site has no place for the per-address connection cap.
+    asyncio.run(serve(app, lambda: print(f"Serving the marketplace on {url}", flush=True)))
     return 0
 
 

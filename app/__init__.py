@@ -14,12 +14,15 @@ from aiohttp_session import setup as setup_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from app import keys
+from app.accounts.limits import LoginLimiter
 from app.accounts.sessions import SessionStore
 from app.clock import to_text, utc_now
 from app.config import Settings
+from app.connections import ConnectionLimiter, accept_errors_ctx
 from app.db import Database
 from app.demo import seed_demo
-from app.marketplace.billing import fail_interrupted_payments
+from app.jobs import Job, JobRunner, Leases, process_name
+from app.marketplace.billing import resolve_interrupted_payments
 from app.marketplace.payments import PaymentProcessor, SimulatedProcessor
 from app.metrics import Metrics
 from app.middlewares import auth_middleware, error_middleware
@@ -31,13 +34,7 @@ from app.realtime.broker import InProcessBroker, SessionsEnded
 from app.realtime.hub import Hub, HubSettings
 from app.rendering import FILTERS
 from app.routes import setup_routes
-from app.security import (
-    FailureLimiter,
-    Passwords,
-    csrf_middleware,
-    derive_key,
-    headers_middleware,
-)
+from app.security import Passwords, csrf_middleware, derive_key, headers_middleware
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates"
@@ -55,17 +52,14 @@ def create_app(
     app = web.Application(
         middlewares=[headers_middleware(lambda request: keys.USER in request)],
         client_max_size=256 * 1024,
+        # aiohttp's wait-for-request timer, which runs from when a connection opens and from the
+        # end of each response and is not extended by trickling bytes: the header timeout.
+        handler_args={"keepalive_timeout": settings.header_timeout_seconds},
     )
     app[keys.SETTINGS] = settings
     app[keys.PASSWORDS] = Passwords(settings.argon2)
     app[keys.PAYMENT_PROCESSOR] = payment_processor or SimulatedProcessor()
     app[keys.CSRF_KEY] = derive_key(settings.secret_key, "csrf")
-    app[keys.LOGIN_FAILURES_BY_ACCOUNT] = FailureLimiter(
-        settings.login_max_failures, settings.login_failure_window_seconds
-    )
-    app[keys.LOGIN_FAILURES_BY_ADDRESS] = FailureLimiter(
-        settings.login_max_failures * 4, settings.login_failure_window_seconds
-    )
 
     setup_session(
         app,
@@ -91,6 +85,7 @@ def create_app(
     )
     app[aiohttp_jinja2.static_root_key] = "/static"
     app[keys.METRICS] = metrics = Metrics()
+    app[keys.CONNECTIONS] = ConnectionLimiter(settings.max_connections_per_address, metrics)
     app[keys.BROKER] = InProcessBroker()
     app[keys.HUB] = Hub(
         HubSettings(
@@ -100,11 +95,14 @@ def create_app(
             queue_size=settings.ws_queue_size,
             session_check_seconds=settings.session_check_seconds,
             shutdown_spread_seconds=settings.shutdown_spread_seconds,
+            replay_concurrency=settings.ws_replay_concurrency,
         ),
         metrics,
     )
+    app.cleanup_ctx.append(accept_errors_ctx)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(realtime_ctx)
+    app.cleanup_ctx.append(jobs_ctx)
     app.on_shutdown.append(shutdown_realtime)
     setup_routes(app, STATIC_DIR)
     return app
@@ -121,6 +119,12 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         raise
     app[keys.DB] = db
     app[keys.SESSIONS] = SessionStore(db, settings)
+    app[keys.LOGIN_LIMITER] = LoginLimiter(
+        db,
+        max_per_account=settings.login_max_failures,
+        max_per_address=settings.login_max_failures * 4,
+        window_seconds=settings.login_failure_window_seconds,
+    )
     yield
     await db.close()
 
@@ -129,7 +133,12 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     """The notification writer, the broker, the hub and its loops, delivery receipts."""
     db, broker, hub, metrics = app[keys.DB], app[keys.BROKER], app[keys.HUB], app[keys.METRICS]
     sessions = app[keys.SESSIONS]
-    notifier = NotificationService(db, broker, metrics)
+    notifier = NotificationService(
+        db,
+        broker,
+        metrics,
+        client_messages_per_user=app[keys.SETTINGS].client_messages_per_user,
+    )
     app[keys.NOTIFIER] = notifier
     acks = DeliveryRecorder(db, metrics)
     app[keys.ACKS] = acks
@@ -144,8 +153,6 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     notifier.start()
     acks.start()
     hub.start(sessions.ended_among)
-    await fail_interrupted_payments(db, notifier)
-    await forget_client_messages(db, to_text(utc_now() - CLIENT_MESSAGE_MEMORY))
     if app[keys.SETTINGS].demo:
         await seed_demo(app)
     yield
@@ -153,6 +160,30 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     await acks.stop()
     await notifier.close()
     await broker.close()
+
+
+async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Maintenance that must keep running, in one process of the site at a time."""
+    settings, db, notifier = app[keys.SETTINGS], app[keys.DB], app[keys.NOTIFIER]
+    processor, limiter = app[keys.PAYMENT_PROCESSOR], app[keys.LOGIN_LIMITER]
+
+    async def resolve_payments() -> None:
+        await resolve_interrupted_payments(
+            db, notifier, processor, older_than_seconds=settings.interrupted_payment_seconds
+        )
+
+    async def prune() -> None:
+        await forget_client_messages(db, to_text(utc_now() - CLIENT_MESSAGE_MEMORY))
+        await limiter.prune()
+
+    interval = settings.maintenance_interval_seconds
+    runner = JobRunner(
+        Leases(db, process_name()),
+        [Job("interrupted_payments", interval, resolve_payments), Job("prune", interval, prune)],
+    )
+    runner.start()
+    yield
+    await runner.stop()
 
 
 async def shutdown_realtime(app: web.Application) -> None:

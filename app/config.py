@@ -13,7 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.forms import NumberError, parse_int
+
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MAX_SETTING = 2**31 - 1  # no count, size or number of seconds we take is near this
 
 
 class ConfigError(Exception):
@@ -48,13 +51,31 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     ws_heartbeat_seconds: float = 25.0
     ws_heartbeat_timeout_seconds: float = 10.0
-    ws_protocol_ping_seconds: float = 30.0
     ws_max_per_user: int = 10
     ws_queue_size: int = 256
+    # Client frames: a token bucket; a socket with `ws_flood_refusals` frames refused within
+    # `ws_flood_window_seconds` is closed with 1008.
     ws_rate_per_second: float = 20.0
     ws_rate_burst: float = 40.0
+    ws_flood_refusals: int = 40
+    ws_flood_window_seconds: float = 10.0
+    # A resume further behind than this gets the newest `ws_replay_limit` and a
+    # `replay_truncated` frame; at most `ws_replay_concurrency` replays run at once.
+    ws_replay_limit: int = 1000
+    ws_replay_concurrency: int = 4
+    # Client message ids remembered per user (the oldest are forgotten past this).
+    client_messages_per_user: int = 1000
+    # Maintenance jobs (interrupted payments, pruning) run this often, in one process.
+    maintenance_interval_seconds: float = 15.0
+    # A payment pending this long is not in flight anywhere (see billing.CHARGE_TIMEOUT_SECONDS).
+    interrupted_payment_seconds: float = 60.0
     session_check_seconds: float = 5.0
     shutdown_spread_seconds: float = 10.0
+    # A connection must send a whole request line and headers this soon after it opens (or
+    # after the previous response): slow-header clients cannot hold descriptors.
+    header_timeout_seconds: float = 10.0
+    # Open connections per client address, per process (a descriptor guard); 0: no cap.
+    max_connections_per_address: int = 256
 
     @property
     def cookie_name(self) -> str:
@@ -96,6 +117,14 @@ _OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
     ("--ws-heartbeat-timeout", "APP_WS_HEARTBEAT_TIMEOUT", "see --ws-heartbeat", float, 10.0),
     ("--ws-max-per-user", "APP_WS_MAX_PER_USER", "open sockets allowed per user", int, 10),
     (
+        "--ws-replay-limit",
+        "APP_WS_REPLAY_LIMIT",
+        "most notifications one resume replays; a client further behind gets the newest "
+        "ones and a replay_truncated frame",
+        int,
+        1000,
+    ),
+    (
         "--ws-queue-size",
         "APP_WS_QUEUE_SIZE",
         "frames queued for one socket before it is closed as a slow consumer (1013)",
@@ -108,6 +137,22 @@ _OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
         "seconds over which clients are told to reconnect after a shutdown",
         float,
         10.0,
+    ),
+    (
+        "--header-timeout",
+        "APP_HEADER_TIMEOUT",
+        "seconds a connection has to send a complete request line and headers, from when it "
+        "opens or its previous response ends; then it is closed",
+        float,
+        10.0,
+    ),
+    (
+        "--max-connections-per-address",
+        "APP_MAX_CONNECTIONS_PER_ADDRESS",
+        "open connections allowed from one client address, per process; more are refused "
+        "with 503 (0: no cap)",
+        int,
+        256,
     ),
     ("--log-level", "APP_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", str, "INFO"),
     ("--currency", "APP_CURRENCY", "ISO 4217 code shown with every price", str, "USD"),
@@ -170,13 +215,11 @@ def _pick(
 
 
 def _as_int(value: object, name: str, minimum: int = 0) -> int:
+    # int() alone would also read Arabic-Indic or full-width digits; settings use 0-9 only.
     try:
-        number = int(str(value))
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
-    return number
+        return parse_int(str(value).strip(), minimum=minimum, maximum=MAX_SETTING)
+    except NumberError as exc:
+        raise ConfigError(f"{name} {exc}, got {value!r}") from None
 
 
 def load_secret_key(path: Path, env: Mapping[str, str]) -> bytes:
@@ -200,8 +243,12 @@ def load_secret_key(path: Path, env: Mapping[str, str]) -> bytes:
 
 
 def _as_float(value: object, name: str, minimum: float = 0.0) -> float:
+    text = str(value).strip()
+    # float() also reads other scripts' digits; settings are written with 0-9 only.
+    if not text.isascii():
+        raise ConfigError(f"{name} must be a number written with the digits 0-9, got {value!r}")
     try:
-        number = float(str(value))
+        number = float(text)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {value!r}") from None
     if not minimum <= number < float("inf"):
@@ -267,6 +314,11 @@ def settings_from_args(
             values["--ws-heartbeat-timeout"], "APP_WS_HEARTBEAT_TIMEOUT", 0.05
         ),
         ws_max_per_user=_as_int(values["--ws-max-per-user"], "APP_WS_MAX_PER_USER", 1),
+        ws_replay_limit=_as_int(values["--ws-replay-limit"], "APP_WS_REPLAY_LIMIT", 1),
         ws_queue_size=_as_int(values["--ws-queue-size"], "APP_WS_QUEUE_SIZE", 1),
         shutdown_spread_seconds=_as_float(values["--shutdown-spread"], "APP_SHUTDOWN_SPREAD"),
+        header_timeout_seconds=_as_float(values["--header-timeout"], "APP_HEADER_TIMEOUT", 0.1),
+        max_connections_per_address=_as_int(
+            values["--max-connections-per-address"], "APP_MAX_CONNECTIONS_PER_ADDRESS"
+        ),
     )

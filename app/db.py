@@ -198,7 +198,12 @@ class Database:
                     await self.writer.execute("COMMIT")
                 except BaseException:
                     if self.writer.in_transaction:
-                        await self.writer.execute("ROLLBACK")
+                        # A COMMIT interrupted by cancellation may still complete in the
+                        # connection's thread, and then this ROLLBACK finds no transaction:
+                        # that error must not replace the exception being raised (a swallowed
+                        # CancelledError leaves a task that never stops).
+                        with contextlib.suppress(sqlite3.Error):
+                            await self.writer.execute("ROLLBACK")
                     raise
             finally:
                 _current.reset(token)

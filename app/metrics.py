@@ -22,6 +22,15 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.http_connections = Gauge(
+            "http_connections", "Open HTTP connections, WebSockets included", registry=r
+        )
+        self.http_connections_refused = Counter(
+            "http_connections_refused",
+            "Connections closed at once (503), by reason: per_address_limit",
+            ["reason"],
+            registry=r,
+        )
         self.frames_sent = Counter("ws_frames_sent", "Frames sent to clients", registry=r)
         self.frames_dropped = Counter(
             "ws_frames_dropped",
@@ -35,6 +44,11 @@ class Metrics:
             "ws_bad_frames", "Client frames refused, by reason", ["reason"], registry=r
         )
         self.replays = Counter("ws_replays", "Resumes served with a replay", registry=r)
+        self.replays_truncated = Counter(
+            "ws_replays_truncated",
+            "Resumes too far behind: only the newest notifications were replayed",
+            registry=r,
+        )
         self.replayed_notifications = Counter(
             "ws_replayed_notifications", "Notifications sent by replays", registry=r
         )

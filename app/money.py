@@ -6,7 +6,8 @@ import re
 
 # Digits, an optional thousands-free decimal part of at most two places. No sign, no exponent,
 # no NaN or Infinity: everything float() would accept that is not a price is refused here.
-_AMOUNT = re.compile(r"^(\d{1,9})(?:\.(\d{1,2}))?$")
+# [0-9], not \d: \d also matches full-width and other scripts' digits, which int() reads.
+_AMOUNT = re.compile(r"^([0-9]{1,9})(?:\.([0-9]{1,2}))?$")
 MAX_CENTS = 100_000_000  # one million in major units: more is a typo, not a booking
 
 
@@ -19,9 +20,10 @@ def parse_cents(text: str) -> int:
     cleaned = text.strip()
     if not cleaned:
         raise MoneyError("Enter an amount.")
-    match = _AMOUNT.match(cleaned)
+    # Checked before the strip too: str.strip() also removes non-ASCII spaces.
+    match = _AMOUNT.match(cleaned) if text.isascii() else None
     if match is None:
-        if re.match(r"^\d+\.\d{3,}$", cleaned):
+        if re.match(r"^[0-9]+\.[0-9]{3,}$", cleaned):
             raise MoneyError("Use at most two decimal places.")
         if cleaned.startswith("-"):
             raise MoneyError("The amount must be more than zero.")

@@ -13,7 +13,8 @@ from app.notifications import preferences_views as preferences
 from app.notifications import views as notifications
 from app.realtime import ws
 
-ID = r"{id:\d{1,18}}"
+# [0-9], not \d: \d also matches other scripts' digits, which are no id.
+ID = r"{id:[0-9]{1,18}}"
 
 
 def setup_routes(app: web.Application, static_dir: Path) -> None:

@@ -1,4 +1,4 @@
-"""Passwords, CSRF tokens, same-origin checks, response headers and failed-login limits."""
+"""Passwords, CSRF tokens, same-origin checks and response headers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import secrets
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -17,6 +15,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.config import Argon2Params
 from app.errors import CsrfError
+from app.forms import read_form
 
 MAX_PASSWORD_LENGTH = 256  # Argon2 takes any length; the cap keeps one request cheap.
 MIN_PASSWORD_LENGTH = 8
@@ -92,7 +91,8 @@ def csrf_middleware(key: bytes, https: bool) -> Callable[..., Awaitable[web.Stre
         origin = request.headers.get("Origin")
         if origin is not None and origin != own_origin(request, https):
             raise CsrfError("This request came from another site and was refused.")
-        form = await request.post()
+        # The first read of the body: a malformed one is a 400 here, for every form at once.
+        form = await read_form(request)
         sent = form.get(CSRF_FIELD)
         expected = await csrf_token(request, key)
         if not isinstance(sent, str) or not hmac.compare_digest(sent, expected):
@@ -126,50 +126,3 @@ def headers_middleware(
         return response
 
     return middleware
-
-
-# --- Failed-login limits ------------------------------------------------------------------
-
-
-class FailureLimiter:
-    """Counts failures per key in a sliding window; a key with too many is blocked a while."""
-
-    def __init__(
-        self,
-        max_failures: int,
-        window_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 100_000,
-    ) -> None:
-        self.max_failures = max_failures
-        self.window = window_seconds
-        self._clock = clock
-        self._max_keys = max_keys
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str) -> deque[float]:
-        now = self._clock()
-        times = self._failures.get(key)
-        if times is None:
-            return deque()
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return times
-
-    def retry_after(self, key: str) -> int | None:
-        """Seconds until `key` may try again, or None when it is not blocked."""
-        times = self._recent(key)
-        if len(times) < self.max_failures:
-            return None
-        return max(1, int(times[0] + self.window - self._clock()) + 1)
-
-    def record_failure(self, key: str) -> None:
-        if len(self._failures) >= self._max_keys and key not in self._failures:
-            # Forget the oldest key rather than grow without bound under a spray of addresses.
-            self._failures.pop(next(iter(self._failures)))
-        self._failures.setdefault(key, deque()).append(self._clock())
-
-    def reset(self, key: str) -> None:
-        self._failures.pop(key, None)

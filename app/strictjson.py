@@ -1,8 +1,10 @@
 """JSON from strangers: refuses what Python's json module would let through.
 
 `json.loads` accepts NaN and Infinity (not JSON; other parsers reject what we would store),
-lone surrogates (cannot be encoded as UTF-8, so cannot be stored or sent on), and raises
-RecursionError on deep nesting. Each of those is a `JSONRejected` here.
+lone surrogates (cannot be encoded as UTF-8, so cannot be stored or sent on), duplicate keys
+in an object (it keeps the last; other parsers keep the first or refuse, so a filter that reads
+one copy can be bypassed with the other), and raises RecursionError on deep nesting. Each of
+those is a `JSONRejected` here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,19 @@ class JSONRejected(ValueError):
 
 def _reject_constant(name: str) -> None:
     raise JSONRejected(f"{name} is not JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """object_pairs_hook: every object, nested ones too, with each key once."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _item in pairs:
+            if key in seen:
+                # repr() escapes lone surrogates, so the message can always be sent on.
+                raise JSONRejected(f"duplicate key {key[:40]!r}")
+            seen.add(key)
+    return value
 
 
 def _check(value: object, depth: int, max_depth: int) -> None:
@@ -40,7 +55,7 @@ def _check(value: object, depth: int, max_depth: int) -> None:
 
 def loads(text: str | bytes, max_depth: int = 16) -> Any:
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
     except RecursionError:
         raise JSONRejected("nested too deeply") from None
     except JSONRejected:

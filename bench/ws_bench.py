@@ -138,6 +138,7 @@ def start_ours(db_dir: Path) -> Server:
         sys.executable, "run.py", "--port", str(port), "--db", str(db_dir / "bench.db"),
         "--api-key", API_KEY, "--argon2-memory-kib", "64", "--argon2-time-cost", "1",
         "--log-level", "WARNING",
+        "--max-connections-per-address", "0",  # every bench socket comes from 127.0.0.1
     ]  # fmt: skip
     return start("ours", command, port, "/api/publish")
 

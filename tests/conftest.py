@@ -90,7 +90,10 @@ class Browser:
         return await self.client.post(path, data=form, **kwargs)
 
     async def signup(self, email: str, name: str, password: str = PASSWORD) -> int:
+        """Sign up, then log in (sign-up never signs in: it answers alike for a taken email)."""
         response = await self.post("/signup", {"email": email, "name": name, "password": password})
+        assert response.status == 303, await response.text()
+        response = await self.login(email, password)
         assert response.status == 303, await response.text()
         db: Database = self.client.server.app[keys.DB]  # type: ignore[union-attr]
         self.user_id = int(

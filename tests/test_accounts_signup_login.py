@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from app import create_app
-from app.accounts.views import WRONG_CREDENTIALS
+from app import create_app, keys
+from app.accounts.views import SIGNED_UP, WRONG_CREDENTIALS
 from app.config import Argon2Params
 from app.db import Database
 from tests.conftest import PASSWORD, Browser, BrowserFactory, make_settings
@@ -42,7 +43,7 @@ async def count(db: Database, sql: str, params: tuple[Any, ...] = ()) -> int:
 # --- Sign-up --------------------------------------------------------------------------------
 
 
-async def test_signup_signs_the_person_in_and_stores_only_an_argon2id_hash(
+async def test_signup_creates_the_account_and_leads_to_the_login_form_with_the_email_filled(
     new_browser: BrowserFactory, db: Database
 ) -> None:
     browser = await new_browser()
@@ -51,41 +52,62 @@ async def test_signup_signs_the_person_in_and_stores_only_an_argon2id_hash(
     )
 
     assert response.status == 303
-    assert response.headers["Location"] == "/services"
-    assert response.cookies["session"].value
+    assert response.headers["Location"] == "/login"
     row = await db.fetch_one("SELECT id, email, name, password_hash FROM users")
     assert row is not None
     assert (row["email"], row["name"]) == ("ada@example.com", "Ada Lovelace")
     assert row["password_hash"].startswith("$argon2id$")
     assert PASSWORD not in row["password_hash"]
-    assert await count(db, "SELECT COUNT(*) FROM sessions WHERE user_id = ?", (row["id"],)) == 1
-    # Signed in: a page behind the login answers.
+    assert await count(db, "SELECT COUNT(*) FROM sessions") == 0
+    login_page = await browser.page("/login")
+    assert SIGNED_UP in html.unescape(login_page)
+    assert 'value="ada@example.com"' in login_page
+    # Logging in with the new password works.
+    assert (await browser.login("ada@example.com")).status == 303
     assert "Ada Lovelace" in await browser.page("/bookings")
 
 
-async def test_signing_up_twice_with_the_same_email_in_other_case_is_refused_clearly(
-    new_browser: BrowserFactory, db: Database
+async def _signup_answer(browser: Browser, email: str, password: str) -> tuple[Any, ...]:
+    """Everything a stranger can observe of a sign-up: the answer, and the page it leads to."""
+    response = await browser.post(
+        "/signup", {"email": email, "name": "Someone Else", "password": password}
+    )
+    cookies = sorted(response.cookies)
+    follow = await browser.get(response.headers.get("Location", "/"))
+    body = re.sub(r'value="[0-9a-f]{64}"', "", await follow.text())  # the CSRF token differs
+    return response.status, response.headers.get("Location"), cookies, follow.status, body
+
+
+async def test_signup_answers_the_same_whether_or_not_the_email_is_registered(
+    new_browser: BrowserFactory, db: Database, app: web.Application, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await (await new_browser()).signup("dup@example.com", "First Person")
-    second = await new_browser()
-    secret = "another secret password"
+    await (await new_browser()).signup("taken@example.com", "First Person")
+    hashed: list[str] = []
+    passwords = app[keys.PASSWORDS]
+    original = passwords.hash
 
-    response = await second.post(
-        "/signup", {"email": "DUP@Example.COM", "name": "Second Person", "password": secret}
-    )
+    async def counting_hash(password: str) -> str:
+        hashed.append(password)
+        return await original(password)
 
-    page = await response.text()
-    assert response.status == 400
-    assert field_error(page, "email") == (
-        "An account with this email already exists. Log in instead."
+    monkeypatch.setattr(passwords, "hash", counting_hash)
+
+    taken = await _signup_answer(await new_browser(), "TAKEN@Example.com", "another password 1")
+    fresh = await _signup_answer(await new_browser(), "fresh@example.com", "another password 2")
+
+    # Same status, same redirect, same cookies, same page after it (but for the email shown).
+    assert taken[:4] == fresh[:4] == (303, "/login", ["session"], 200)
+    assert taken[4].replace("taken@example.com", "EMAIL") == fresh[4].replace(
+        "fresh@example.com", "EMAIL"
     )
-    assert 'value="DUP@Example.COM"' in page
-    assert 'value="Second Person"' in page
-    assert secret not in page
-    assert await count(db, "SELECT COUNT(*) FROM users") == 1
-    assert await count(db, "SELECT COUNT(*) FROM sessions") == 1
-    # The second browser is still signed out.
-    assert (await second.get("/bookings")).status == 303
+    # Both did the same expensive work (one Argon2 hash), so neither answers faster.
+    assert hashed == ["another password 1", "another password 2"]
+    # The taken account is untouched, and its owner's password still works.
+    assert await count(db, "SELECT COUNT(*) FROM users WHERE email = 'taken@example.com'") == 1
+    owner = await new_browser()
+    assert (await owner.login("taken@example.com")).status == 303
+    impostor = await new_browser()
+    assert (await impostor.login("taken@example.com", "another password 1")).status == 400
 
 
 @pytest.mark.parametrize(
@@ -259,6 +281,16 @@ async def test_many_failures_from_one_address_block_logins_to_every_account(
         ("https://evil.example", "/"),
         ("/\\evil.example", "/"),
         ("", "/"),
+        # A browser drops tabs and newlines from a URL and trims controls and spaces at its
+        # ends: each of these is //evil.example to it.
+        ("/\t/evil.example", "/"),
+        ("/\n/evil.example", "/"),
+        ("/\r\n/evil.example", "/"),
+        ("\t//evil.example", "/"),
+        (" //evil.example", "/"),
+        ("\x00//evil.example", "/"),
+        ("/\t\\evil.example", "/"),
+        ("/book\tings", "/bookings"),
     ],
 )
 async def test_login_follows_next_only_to_a_path_on_this_site(
@@ -325,3 +357,15 @@ async def test_logout_leaves_the_same_persons_other_browsers_signed_in(
         )
         == 1
     )
+
+
+async def test_a_next_target_hidden_by_a_tab_in_the_query_string_stays_on_the_site(
+    client_browser: Browser, new_browser: BrowserFactory
+) -> None:
+    browser = await new_browser()
+    form = await browser.page("/login?next=/%09/evil.example")
+    assert 'name="next" value="/"' in form
+
+    signed_in = await client_browser.get("/login?next=/%09/evil.example")
+    assert signed_in.status == 303
+    assert signed_in.headers["Location"] == "/"

@@ -13,6 +13,7 @@ from app import keys
 from app.config import Settings
 from app.db import Database
 from app.notifications.models import Notification
+from app.realtime.ws import RateLimiter
 from tests.conftest import Browser, make_settings
 from tests.ws_helpers import (
     Frame,
@@ -324,3 +325,111 @@ async def test_an_ack_for_an_id_beyond_the_newest_does_not_stop_later_acks_from_
     )
     assert delivered_at is not None
     await ws.close()
+
+
+@pytest.mark.parametrize(
+    "settings", [{"client_messages_per_user": 5}], indirect=True, ids=["keep-5"]
+)
+async def test_each_user_keeps_only_the_newest_client_message_ids(
+    client_browser: Browser, stranger: Browser, server: TestServer, db: Database
+) -> None:
+    theirs, _ = await open_live(stranger, server)
+    await theirs.send_json({"type": "mark_all_read", "client_msg_id": "theirs-1"})
+    await receive_until(theirs, "ack")
+    mine, _ = await open_live(client_browser, server)
+
+    # Distinct ids, as a client making up a new one per frame would send (within the rate).
+    for n in range(12):
+        await mine.send_json({"type": "mark_all_read", "client_msg_id": f"mine-{n}"})
+        await receive_until(mine, "ack")
+
+    kept = await db.fetch_all(
+        "SELECT client_msg_id FROM client_messages WHERE user_id = ? ORDER BY id",
+        (client_browser.user_id,),
+    )
+    assert [r[0] for r in kept] == [f"mine-{n}" for n in range(7, 12)]
+    # Another person's ids are theirs to keep.
+    assert (
+        await db.fetch_value(
+            "SELECT count(*) FROM client_messages WHERE user_id = ?", (stranger.user_id,)
+        )
+        == 1
+    )
+    for ws in (mine, theirs):
+        await ws.close()
+
+
+@pytest.mark.parametrize(
+    "settings", [{"maintenance_interval_seconds": 0.1}], indirect=True, ids=["fast-jobs"]
+)
+async def test_client_message_ids_older_than_a_week_are_pruned_while_running(
+    client_browser: Browser, db: Database
+) -> None:
+    async with db.transaction() as tx:
+        await tx.executemany(
+            "INSERT INTO client_messages (user_id, client_msg_id, created_at) VALUES (?, ?, ?)",
+            [
+                (client_browser.user_id, "last-month", "2026-11-01T00:00:00Z"),
+                (client_browser.user_id, "just-now", "2099-01-01T00:00:00Z"),
+            ],
+        )
+
+    async def only_recent_left() -> bool:
+        rows = await db.fetch_all("SELECT client_msg_id FROM client_messages")
+        return [r[0] for r in rows] == ["just-now"]
+
+    await eventually(only_recent_left, what="the old id pruned without a restart")
+
+
+def test_the_rate_limiter_allows_bursts_and_calls_a_flood_only_past_the_documented_rule() -> None:
+    now = [100.0]
+    limiter = RateLimiter(20, 40, flood_refusals=40, flood_window=10, clock=lambda: now[0])
+
+    assert all(limiter.allow() for _ in range(40))  # a burst of 40 is fine
+    assert not limiter.allow()
+    assert not limiter.flooding
+    # 25 frames a second for ten seconds: over the rate, refused 5 a second, not a flood
+    # before 40 refusals have piled up within 10 s.
+    refused = 0
+    for _ in range(7):
+        now[0] += 1
+        for _ in range(25):
+            refused += not limiter.allow()
+        assert not limiter.flooding
+    assert refused == 35  # 36 with the one above
+    now[0] += 1
+    for _ in range(25):
+        limiter.allow()
+    assert limiter.flooding  # 40 refused within 10 s
+    # A quiet spell clears it.
+    now[0] += 11
+    assert limiter.allow()
+    assert not limiter.flooding
+
+
+async def test_a_burst_of_40_frames_is_all_answered(
+    client_browser: Browser, server: TestServer, app: web.Application
+) -> None:
+    ws, _ = await open_live(client_browser, server)
+    for _ in range(40):
+        await ws.send_json({"type": "ping"})
+
+    frames = [await receive(ws) for _ in range(40)]
+
+    assert frames == [{"type": "pong", "id": None}] * 40
+    assert metric(app, "ws_bad_frames_total", reason="rate_limited") == 0
+    await ws.close()
+
+
+async def test_a_flood_is_closed_with_1008_after_40_refusals_not_200(
+    client_browser: Browser, server: TestServer, app: web.Application
+) -> None:
+    ws, _ = await open_live(client_browser, server)
+    for _ in range(200):
+        await ws.send_json({"type": "ping"})
+
+    code, _ = await wait_closed(ws)
+
+    assert code == 1008
+    # 40 in the burst (plus the few that refilled meanwhile) were answered, then 40 refused.
+    assert metric(app, "ws_bad_frames_total", reason="rate_limited") == 40

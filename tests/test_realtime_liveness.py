@@ -218,3 +218,20 @@ def server_holds(server: TestServer, sock: socket.socket) -> bool:
         handler.transport is not None and handler.transport.get_extra_info("peername") == peer
         for handler in web_server.connections
     )
+
+
+@with_settings(
+    "heartbeat-2s-timeout-0.4s", ws_heartbeat_seconds=2.0, ws_heartbeat_timeout_seconds=0.4
+)
+async def test_a_silent_socket_is_closed_soon_after_heartbeat_plus_timeout_not_a_tick_later(
+    client_browser: Browser, server: TestServer, app: web.Application
+) -> None:
+    ws, _ = await open_live(client_browser, server)
+    opened = time.monotonic()
+
+    # Documented: closed once silent for heartbeat + timeout (2.4 s). Checked every 0.1 s
+    # here, so well before the next heartbeat tick at 4 s (when it used to happen).
+    code, reason = await wait_closed(ws, within=3.2)
+
+    assert (code, reason) == (1001, "heartbeat timeout")
+    assert time.monotonic() - opened >= 2.4

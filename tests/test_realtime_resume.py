@@ -4,15 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
+import pytest
 from aiohttp import ClientWebSocketResponse, web
 from aiohttp.test_utils import TestServer
 
 from app import keys
+from app.config import Settings
 from app.db import Database
 from app.notifications.models import Notification
-from tests.conftest import TEST_API_KEY, Browser
-from tests.ws_helpers import Frame, connect, open_live, receive, receive_until
+from tests.conftest import TEST_API_KEY, Browser, make_settings
+from tests.ws_helpers import (
+    Frame,
+    connect,
+    eventually,
+    metric,
+    open_live,
+    receive,
+    receive_until,
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    return make_settings(tmp_path, **getattr(request, "param", {}))
+
+
+def with_settings(label: str, **overrides: object) -> pytest.MarkDecorator:
+    return pytest.mark.parametrize("settings", [overrides], indirect=True, ids=[label])
 
 
 async def publish_many(app: web.Application, user_id: int, count: int) -> list[Notification]:
@@ -92,6 +112,7 @@ async def test_without_a_resume_the_socket_goes_live_without_a_replay(
     await ws.close()
 
 
+@with_settings("replay-limit-2000", ws_replay_limit=2000)
 async def test_a_replay_of_1200_notifications_pages_through_all_of_them_in_order(
     client_browser: Browser, stranger: Browser, server: TestServer, app: web.Application
 ) -> None:
@@ -186,3 +207,136 @@ async def test_connecting_while_notifications_pour_in_gives_every_one_once_in_or
         splits.append((replayed, len(ids) - replayed))
     # The race was real: some round got part of its notifications replayed and part live.
     assert any(replayed > 0 and live > 0 for replayed, live in splits), splits
+
+
+async def test_a_socket_without_last_id_gets_live_notifications_at_once(
+    client_browser: Browser, server: TestServer, app: web.Application
+) -> None:
+    assert client_browser.user_id is not None
+    await publish_many(app, client_browser.user_id, 2)  # history, not replayed
+    ws = await connect(client_browser, server, "")
+    welcome = await receive(ws)
+    assert welcome["type"] == "welcome"
+
+    [live] = await publish_many(app, client_browser.user_id, 1)
+
+    # Live at once: no wait for a resume frame that this client will never send (the server
+    # used to hold live frames for 2 s). The first frame after the welcome is this one.
+    frame = await receive(ws, within=1.0)
+    assert frame["id"] == live.id
+    await ws.close()
+
+
+async def test_a_resume_frame_after_live_frames_replays_the_history_before_the_welcome(
+    client_browser: Browser, server: TestServer, app: web.Application
+) -> None:
+    assert client_browser.user_id is not None
+    history = await publish_many(app, client_browser.user_id, 4)
+    ws = await connect(client_browser, server, "")
+    welcome = await receive(ws)
+    assert welcome["last_id"] == history[-1].id
+    [live] = await publish_many(app, client_browser.user_id, 1)
+    assert (await receive(ws))["id"] == live.id
+
+    # The first client frame, though live frames went out before it: the history in
+    # (last_id, welcome's last_id] follows, in order, then live goes on with no repeat.
+    await ws.send_json({"type": "resume", "last_id": history[0].id})
+    done, replayed = await receive_until(ws, "replay_done")
+    [later] = await publish_many(app, client_browser.user_id, 1)
+    after = await receive(ws)
+
+    assert [f["id"] for f in replayed] == [n.id for n in history[1:]]
+    assert (done["count"], done["last_id"]) == (3, live.id)
+    assert after["id"] == later.id
+    await ws.close()
+
+
+async def test_live_frames_published_during_a_resume_replay_follow_it_in_order(
+    client_browser: Browser, server: TestServer, app: web.Application
+) -> None:
+    assert client_browser.user_id is not None
+    history = await publish_many(app, client_browser.user_id, 300)
+    ws = await connect(client_browser, server, "")
+    await receive(ws)
+
+    await ws.send_json({"type": "resume", "last_id": 0})
+    during = asyncio.create_task(publish_many(app, client_browser.user_id, 50))
+    frames, replayed = await collect_until(ws, {n.id for n in await during})
+
+    ids = [f["id"] for f in frames]
+    assert ids == sorted(set(ids))  # in order, no duplicate
+    assert ids[:replayed] == [n.id for n in history]
+    await ws.close()
+
+
+@with_settings("replay-limit-50", ws_replay_limit=50)
+async def test_a_client_too_far_behind_gets_replay_truncated_and_only_the_newest(
+    client_browser: Browser, server: TestServer, app: web.Application
+) -> None:
+    assert client_browser.user_id is not None
+    missed = await publish_many(app, client_browser.user_id, 80)
+    ws = await connect(client_browser, server, "?last_id=0")
+    assert (await receive(ws))["type"] == "welcome"
+
+    truncated = await receive(ws)
+    done, replayed = await receive_until(ws, "replay_done")
+
+    assert truncated == {
+        "type": "replay_truncated",
+        "id": None,
+        "skipped": 30,
+        "last_id": missed[29].id,
+    }
+    assert [f["id"] for f in replayed] == [n.id for n in missed[30:]]
+    assert (done["count"], done["last_id"]) == (50, missed[-1].id)
+    assert metric(app, "ws_replays_truncated_total") == 1
+    await ws.close()
+
+
+async def _insert_history(db: Database, user_id: int, count: int) -> None:
+    async with db.transaction() as tx:
+        await tx.executemany(
+            "INSERT INTO notifications (user_id, type, event, key, data, created_at)"
+            " VALUES (?, 'notification', 'notification', NULL, '{}', '2026-12-01T00:00:00Z')",
+            [(user_id,)] * count,
+        )
+
+
+@with_settings(
+    "one-replay-at-a-time", ws_replay_concurrency=1, ws_replay_limit=1000, ws_max_per_user=20
+)
+async def test_sockets_resuming_from_zero_in_a_loop_do_not_starve_other_requests(
+    client_browser: Browser, server: TestServer, app: web.Application, db: Database
+) -> None:
+    assert client_browser.user_id is not None
+    await _insert_history(db, client_browser.user_id, 20_000)
+    stop = asyncio.Event()
+    replays = 0
+
+    async def resume_forever() -> None:
+        nonlocal replays
+        while not stop.is_set():
+            ws = await connect(client_browser, server, "?last_id=0")
+            try:
+                _, frames = await receive_until(ws, "replay_done", within=30)
+                # Bounded per socket: the newest 1,000 and a replay_truncated, not 20,000.
+                assert [f["type"] for f in frames[:2]] == ["welcome", "replay_truncated"]
+                assert len(frames) == 1002
+                replays += 1
+            finally:
+                await ws.close()
+
+    storm = [asyncio.create_task(resume_forever()) for _ in range(10)]
+    try:
+        for _ in range(5):
+            # Each answer comes while the storm goes on (it took seconds before).
+            response = await client_browser.client.get("/healthz", timeout=2)
+            assert response.status == 200
+        await eventually(
+            lambda: replays >= 10 or any(t.done() for t in storm), within=60, what="10 replays"
+        )
+    finally:
+        stop.set()
+        results = await asyncio.gather(*storm, return_exceptions=True)
+    assert results == [None] * 10  # every resuming client got what it should, every time
+    assert metric(app, "ws_replays_truncated_total") >= 10

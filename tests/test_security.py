@@ -17,7 +17,6 @@ from yarl import URL
 from app import create_app, keys
 from app.config import Argon2Params, Settings
 from app.db import Database
-from app.security import FailureLimiter
 from tests.conftest import PASSWORD, Browser, BrowserFactory
 from tests.flows import (
     accepted_booking,
@@ -463,67 +462,3 @@ async def test_an_app_with_default_settings_stores_hashes_at_that_cost(
     assert not await passwords.verify(stored, "another password")
     assert not await passwords.verify(None, "a long enough password")
     assert not await passwords.verify("not a hash", "a long enough password")
-
-
-# --- Failed-login limiter -------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_the_limiter_blocks_a_key_after_the_maximum_failures_within_the_window() -> None:
-    clock = FakeClock()
-    limiter = FailureLimiter(3, 60, clock=clock)
-
-    for _ in range(2):
-        limiter.record_failure("ada@example.com")
-        clock.now += 1
-    assert limiter.retry_after("ada@example.com") is None
-
-    limiter.record_failure("ada@example.com")
-    # First failure at 1000, window 60 s, now 1002: blocked until 1060.
-    assert limiter.retry_after("ada@example.com") == 59
-    assert limiter.retry_after("bob@example.com") is None
-
-
-def test_the_limiter_forgets_failures_once_they_leave_the_window() -> None:
-    clock = FakeClock()
-    limiter = FailureLimiter(2, 60, clock=clock)
-    limiter.record_failure("k")
-    clock.now += 30
-    limiter.record_failure("k")
-    assert limiter.retry_after("k") is not None
-
-    clock.now += 30  # the first failure is now exactly 60 s old
-    assert limiter.retry_after("k") is None
-    limiter.record_failure("k")
-    assert limiter.retry_after("k") is not None
-
-    clock.now += 61
-    assert limiter.retry_after("k") is None
-
-
-def test_resetting_a_key_unblocks_it_at_once() -> None:
-    clock = FakeClock()
-    limiter = FailureLimiter(1, 60, clock=clock)
-    limiter.record_failure("k")
-    assert limiter.retry_after("k") is not None
-
-    limiter.reset("k")
-
-    assert limiter.retry_after("k") is None
-
-
-def test_the_limiter_keeps_a_bounded_number_of_keys() -> None:
-    clock = FakeClock()
-    limiter = FailureLimiter(1, 60, clock=clock, max_keys=3)
-    for key in ("a", "b", "c", "d"):
-        limiter.record_failure(key)
-
-    assert limiter.retry_after("a") is None  # the oldest was forgotten
-    assert all(limiter.retry_after(key) is not None for key in ("b", "c", "d"))

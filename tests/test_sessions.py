@@ -266,6 +266,18 @@ async def test_over_https_the_cookie_is_a_secure_host_prefixed_cookie(
             allow_redirects=False,
         )
         assert response.status == 303, await response.text()
+        assert response.headers["Location"] == "/login"
+        response = await client.post(
+            "/login",
+            data={
+                "email": "secure@example.com",
+                "password": PASSWORD,
+                "csrf_token": token.group(1),
+            },
+            headers={"Cookie": f"__Host-session={response.cookies['__Host-session'].value}"},
+            allow_redirects=False,
+        )
+        assert response.status == 303, await response.text()
         morsel = response.cookies["__Host-session"]
         assert morsel["secure"] is True
         assert morsel["httponly"] is True
@@ -282,3 +294,21 @@ async def test_over_https_the_cookie_is_a_secure_host_prefixed_cookie(
         assert "Secure Person" in await signed_in.text()
     finally:
         await client.close()
+
+
+async def test_logging_in_again_ends_the_session_this_browser_had(
+    client_browser: Browser, new_browser: BrowserFactory, db: Database
+) -> None:
+    first_cookie = next(m.value for m in client_browser.client.session.cookie_jar)
+    first_id = await db.fetch_value("SELECT max(id) FROM sessions")
+
+    assert (await client_browser.login("client@example.com")).status == 303
+
+    revoked = await db.fetch_value("SELECT revoked_at FROM sessions WHERE id = ?", (first_id,))
+    assert revoked is not None
+    assert await db.fetch_value("SELECT count(*) FROM sessions WHERE revoked_at IS NULL") == 1
+    # A copy of the old cookie no longer signs anyone in; the new one does.
+    copy = await new_browser()
+    copy.client.session.cookie_jar.update_cookies({"session": first_cookie})
+    assert (await copy.get("/bookings")).status == 303
+    assert (await client_browser.get("/bookings")).status == 200

@@ -105,6 +105,15 @@ async def signed_in(server: Server, email: str) -> aiohttp.ClientSession:
         allow_redirects=False,
     )
     assert response.status == 303, await response.text()
+    page = await (await session.get("/login")).text()
+    match = _CSRF.search(page)
+    assert match is not None
+    response = await session.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": match.group(1)},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
     return session
 
 

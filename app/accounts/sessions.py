@@ -158,21 +158,34 @@ class SessionStore:
 
     async def revoke(self, user_id: int, session_id: int) -> bool:
         """Revoke one of `user_id`'s sessions; False when it is not theirs or already over."""
+        return await self._revoke("id = ? AND user_id = ?", (session_id, user_id))
+
+    async def revoke_token(self, token: str) -> bool:
+        """Revoke the session a cookie token belongs to; False when it is already over."""
+        return await self._revoke("token_hash = ?", (hash_token(token),))
+
+    async def _revoke(self, where: str, params: tuple[object, ...]) -> bool:
         async with self._db.transaction() as tx:
-            cursor = await tx.execute(
-                "UPDATE sessions SET revoked_at = ?"
-                " WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
-                (now_text(), session_id, user_id),
+            rows = await tx.fetch_all(
+                f"UPDATE sessions SET revoked_at = ? WHERE {where} AND revoked_at IS NULL"
+                " RETURNING id",
+                (now_text(), *params),
             )
-        if cursor.rowcount != 1:
+        if not rows:
             return False
         for listener in self._revoke_listeners:
-            await listener([session_id])
+            await listener([row[0] for row in rows])
         return True
 
 
 async def start_session(request: web.Request, store: SessionStore, user_id: int) -> None:
-    """Sign `user_id` in with a fresh cookie (a new session id defeats session fixation)."""
+    """Sign `user_id` in with a fresh cookie (a new session id defeats session fixation).
+
+    A session this browser already had ends: signing in again must not leave the old cookie
+    valid (a copy of it would stay usable)."""
+    previous = (await get_session(request)).get("sid")
+    if isinstance(previous, str):
+        await store.revoke_token(previous)
     token = await store.create(user_id, request.headers.get("User-Agent", ""), request.remote or "")
     session = await new_session(request)
     session["sid"] = token

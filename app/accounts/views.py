@@ -8,6 +8,7 @@ from aiohttp_session import get_session
 from app import keys
 from app.accounts import queries
 from app.accounts.forms import read_login, validate_signup
+from app.accounts.limits import Blocked
 from app.accounts.sessions import end_session, start_session
 from app.errors import NotFound
 from app.forms import Errors, path_id, text
@@ -16,12 +17,32 @@ from app.rendering import render
 from app.security import MAX_PASSWORD_LENGTH
 
 WRONG_CREDENTIALS = "That email and password do not match an account."
+SIGNED_UP = (
+    "Thanks for signing up. Log in with your email and password to continue"
+    " (if you already had an account with this email, use its password)."
+)
+# Session key of the email just signed up with, shown on the login form once.
+_SIGNUP_EMAIL = "signup_email"
+# What browsers drop from a URL before following it: ASCII tab and newline anywhere, and
+# C0 controls and spaces at either end (WHATWG URL parsing).
+_URL_IGNORED = str.maketrans("", "", "\t\n\r")
 
 
 def safe_next(target: str) -> str:
-    """Only same-site paths: '/bookings' yes, '//evil.example' or 'https://…' no."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
+    """Only same-site paths: '/bookings' yes, '//evil.example' or 'https://…' no.
+
+    Checked as a browser will read it: `/\t/evil.example` is `//evil.example` to a browser
+    (and to the Location header once the tab is dropped), so the check runs on the text after
+    that same normalisation, and returns that normalised text.
+    """
+    cleaned = target.translate(_URL_IGNORED).strip("".join(map(chr, range(0x21))))
+    if (
+        cleaned.startswith("/")
+        and not cleaned.startswith(("//", "/\\"))
+        and cleaned.isprintable()
+        and "\\" not in cleaned
+    ):
+        return cleaned
     return "/"
 
 
@@ -32,29 +53,41 @@ async def signup_form(request: web.Request) -> web.StreamResponse:
 
 
 async def signup(request: web.Request) -> web.StreamResponse:
+    """Sign-up answers the same way whether or not the email is registered (no account
+    enumeration): a new account is created, a taken email changes nothing, and both go to the
+    login form with the same message, after the same password hashing."""
     form = await request.post()
     data, errors = validate_signup(form)
-    values = {"email": text(form, "email"), "name": text(form, "name")}
-    if data is not None:
-        app = request.config_dict
-        password_hash = await app[keys.PASSWORDS].hash(data.password)
-        try:
-            user = await queries.create_user(app[keys.DB], data.email, data.name, password_hash)
-        except queries.EmailTaken:
-            errors = {"email": "An account with this email already exists. Log in instead."}
-        else:
-            await start_session(request, app[keys.SESSIONS], user.id)
-            raise web.HTTPSeeOther(request.app.router["services"].url_for())
-    return await render(
-        request, "accounts/signup.html", {"values": values, "errors": errors}, status=400
-    )
+    if data is None:
+        values = {"email": text(form, "email"), "name": text(form, "name")}
+        return await render(
+            request, "accounts/signup.html", {"values": values, "errors": errors}, status=400
+        )
+    app = request.config_dict
+    password_hash = await app[keys.PASSWORDS].hash(data.password)
+    try:
+        await queries.create_user(app[keys.DB], data.email, data.name, password_hash)
+    except queries.EmailTaken:
+        pass  # the owner keeps their account; the answer below is the same
+    session = await get_session(request)
+    session[_SIGNUP_EMAIL] = data.email
+    raise web.HTTPSeeOther(request.app.router["login"].url_for())
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
     target = safe_next(request.query.get("next", "/"))
     if keys.USER in request:
         raise web.HTTPSeeOther(target)
-    return await render(request, "accounts/login.html", {"values": {"next": target}, "errors": {}})
+    values = {"next": target}
+    session = await get_session(request)
+    signed_up = session.pop(_SIGNUP_EMAIL, None)
+    if isinstance(signed_up, str):
+        values["email"] = signed_up
+    return await render(
+        request,
+        "accounts/login.html",
+        {"values": values, "errors": {}, "notice": SIGNED_UP if signed_up else None},
+    )
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -63,13 +96,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     email, password = read_login(form)
     target = safe_next(text(form, "next") or "/")
     values = {"email": text(form, "email"), "next": target}
-    by_account = app[keys.LOGIN_FAILURES_BY_ACCOUNT]
-    by_address = app[keys.LOGIN_FAILURES_BY_ADDRESS]
-    address = request.remote or "unknown"
 
-    wait = by_account.retry_after(email) or by_address.retry_after(address)
-    if wait is not None:
-        minutes = -(-wait // 60)
+    # Counted before the password is checked, so concurrent guesses cannot outrun the limit.
+    attempt = await app[keys.LOGIN_LIMITER].reserve(email, request.remote or "unknown")
+    if isinstance(attempt, Blocked):
+        minutes = -(-attempt.retry_after // 60)
         errors: Errors = {
             "form": f"Too many failed attempts. Try again in {minutes} minute"
             + ("s." if minutes != 1 else ".")
@@ -84,14 +115,12 @@ async def login(request: web.Request) -> web.StreamResponse:
         user.password_hash if user else None, password
     )
     if user is None or not ok:
-        by_account.record_failure(email)
-        by_address.record_failure(address)
         errors = {"form": WRONG_CREDENTIALS}
         return await render(
             request, "accounts/login.html", {"values": values, "errors": errors}, status=400
         )
 
-    by_account.reset(email)
+    await app[keys.LOGIN_LIMITER].succeeded(attempt)
     if passwords.needs_rehash(user.password_hash):
         await queries.set_password_hash(app[keys.DB], user.id, await passwords.hash(password))
     await start_session(request, app[keys.SESSIONS], user.id)

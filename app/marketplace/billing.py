@@ -13,6 +13,7 @@ the only refund of that payment, and a processor failure rolls the change back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from app.clock import now_text, to_text, utc_now
 from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound
 from app.marketplace.bookings import Role, Status, get_booking
-from app.marketplace.payments import PaymentProcessor
+from app.marketplace.payments import ChargeResult, PaymentProcessor
 from app.money import format_amount
 from app.notifications.service import NotificationService
 
@@ -34,8 +35,9 @@ _SELECT = (
     " JOIN users c ON c.id = p.payer_id JOIN users v ON v.id = p.payee_id"
 )
 
-# A pending payment this old was interrupted (the process stopped mid-charge).
-INTERRUPTED_AFTER = timedelta(minutes=5)
+# A charge that has not answered in this long is given up as failed (the client may pay
+# again), so no payment stays pending longer than this while its process runs.
+CHARGE_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -194,17 +196,25 @@ async def pay(
     if not is_new:
         return payment
     try:
-        result = await processor.charge(
-            amount_cents=amount_cents,
-            currency=currency,
-            card_number=card_number,
-            idempotency_key=f"{client_id}:{idempotency_key}",
+        result = await asyncio.wait_for(
+            processor.charge(
+                amount_cents=amount_cents,
+                currency=currency,
+                card_number=card_number,
+                idempotency_key=_processor_key(client_id, idempotency_key),
+            ),
+            CHARGE_TIMEOUT_SECONDS,
         )
-        succeeded, reference, reason = result.succeeded, result.reference, result.failure_reason
     except Exception:
         log.exception("payment processor failed on payment %s", payment.id)
-        succeeded, reference, reason = False, None, "processor unavailable"
-    return await _finish_payment(db, notifier, payment.id, succeeded, reference, reason)
+        result = ChargeResult(False, None, "processor unavailable")
+    return await _finish_payment(
+        db, notifier, payment.id, result.succeeded, result.reference, result.failure_reason
+    )
+
+
+def _processor_key(payer_id: int, idempotency_key: str) -> str:
+    return f"{payer_id}:{idempotency_key}"
 
 
 async def _finish_payment(
@@ -297,16 +307,37 @@ async def refund(
     return refunded
 
 
-async def fail_interrupted_payments(db: Database, notifier: NotificationService) -> int:
-    """Payments left pending by a stopped process fail, so the client can pay again.
+async def resolve_interrupted_payments(
+    db: Database,
+    notifier: NotificationService,
+    processor: PaymentProcessor,
+    *,
+    older_than_seconds: float,
+) -> int:
+    """Finish payments left pending by a process that stopped mid-charge; returns how many.
 
-    The card number is never stored, so the charge cannot be re-driven; a real processor would
-    be asked for the outcome by idempotency key here instead.
+    A payment pending for longer than any charge may take (`older_than_seconds` is more than
+    CHARGE_TIMEOUT_SECONDS) is not in flight anywhere. The processor is asked for the charge by
+    its idempotency key: a charge it made is recorded as made; one it never saw fails as
+    interrupted, and the client can pay the booking again. Safe to run in several processes at
+    once: `_finish_payment` changes a payment only while it is still pending.
     """
-    cutoff = to_text(utc_now() - INTERRUPTED_AFTER)
+    cutoff = to_text(utc_now() - timedelta(seconds=older_than_seconds))
     rows = await db.fetch_all(
-        "SELECT id FROM payments WHERE status = 'pending' AND updated_at < ?", (cutoff,)
+        "SELECT id, payer_id, idempotency_key FROM payments"
+        " WHERE status = 'pending' AND updated_at < ? ORDER BY id LIMIT 500",
+        (cutoff,),
     )
     for row in rows:
-        await _finish_payment(db, notifier, row["id"], False, None, "interrupted")
+        try:
+            found = await processor.find_charge(
+                idempotency_key=_processor_key(row["payer_id"], row["idempotency_key"])
+            )
+        except Exception:
+            log.exception("asking the processor about payment %s failed", row["id"])
+            continue  # try again at the next run
+        result = found or ChargeResult(False, None, "interrupted")
+        await _finish_payment(
+            db, notifier, row["id"], result.succeeded, result.reference, result.failure_reason
+        )
     return len(rows)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.clock import utc_now
-from app.forms import Errors, check_length, text
+from app.forms import Errors, NumberError, check_length, parse_int, text
 from app.marketplace.payments import luhn_valid
 from app.marketplace.services import ServiceData
 from app.money import MoneyError, parse_cents
@@ -18,6 +18,12 @@ _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 # Times are the wall-clock time where the service happens; the earliest time zone is UTC+14,
 # so anything later than "now minus 14 hours" in UTC may still be in someone's future.
 _TZ_SLACK = timedelta(hours=14)
+MIN_DURATION = 5
+MAX_DURATION = 24 * 60
+# Card numbers are 12 to 19 digits; spaces and dashes between groups are allowed, and only
+# ASCII ones (`\s` alone would also drop no-break and ideographic spaces).
+_CARD_SEPARATORS = re.compile(r"[\s-]", re.ASCII)
+MAX_CARD_NUMBER = 10**19 - 1
 
 
 def validate_service(form: Mapping[str, Any]) -> tuple[ServiceData | None, Errors]:
@@ -31,10 +37,15 @@ def validate_service(form: Mapping[str, Any]) -> tuple[ServiceData | None, Error
         price = parse_cents(text(form, "price"))
     except MoneyError as exc:
         errors["price"] = str(exc)
-    raw_duration = text(form, "duration_minutes")
-    duration = int(raw_duration) if raw_duration.isdigit() and len(raw_duration) < 6 else 0
-    if not 5 <= duration <= 24 * 60:
-        errors["duration_minutes"] = "Enter the duration in minutes, from 5 to 1440."
+    duration = 0
+    try:
+        duration = parse_int(
+            text(form, "duration_minutes"), minimum=MIN_DURATION, maximum=MAX_DURATION
+        )
+    except NumberError:
+        errors["duration_minutes"] = (
+            f"Enter the duration in minutes, from {MIN_DURATION} to {MAX_DURATION}."
+        )
     if errors:
         return None, errors
     return ServiceData(name, description, price, duration), errors
@@ -55,7 +66,9 @@ def validate_booking(
     check_length(errors, "note", note, "Note", required=False, maximum=1000)
     scheduled: datetime | None = None
     try:
-        scheduled = datetime.strptime(raw[:16], "%Y-%m-%dT%H:%M") if len(raw) <= 19 else None
+        # strptime's %Y and %d take any script's digits; a date is written with 0-9 only.
+        ascii_ok = raw.isascii() and len(raw) <= 19
+        scheduled = datetime.strptime(raw[:16], "%Y-%m-%dT%H:%M") if ascii_ok else None
     except ValueError:
         scheduled = None
     current = (now or utc_now()).replace(tzinfo=None)
@@ -90,8 +103,8 @@ def validate_payment(
         if amount != price_cents:
             price = f"{price_cents // 100}.{price_cents % 100:02d} {currency}"
             errors["amount"] = f"The amount must be exactly {price}, the booking's price."
-    card = re.sub(r"[\s-]", "", text(form, "card_number"))
-    if not card.isdigit() or not 12 <= len(card) <= 19 or not luhn_valid(card):
+    card = _CARD_SEPARATORS.sub("", text(form, "card_number"))
+    if not _card_number_ok(card):
         errors["card_number"] = "Enter a valid card number (see the test cards below)."
     key = text(form, "idempotency_key")
     if not _KEY.match(key):
@@ -99,3 +112,12 @@ def validate_payment(
     if errors:
         return None, errors
     return PaymentRequest(amount, card, key), errors
+
+
+def _card_number_ok(card: str) -> bool:
+    """12 to 19 ASCII digits (leading zeros count) that pass the Luhn check."""
+    try:
+        parse_int(card, minimum=0, maximum=MAX_CARD_NUMBER)
+    except NumberError:
+        return False
+    return 12 <= len(card) <= 19 and luhn_valid(card)

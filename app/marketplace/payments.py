@@ -44,8 +44,15 @@ class PaymentProcessor(Protocol):
         """Refund a charge in full; raises on failure."""
         ...
 
+    async def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        """The outcome of an earlier charge with this key, or None when there was none."""
+        ...
+
 
 class SimulatedProcessor:
+    """A processor whose ledger is this process's memory: after a crash it has no record of
+    the charges made before, as if they had never reached it."""
+
     def __init__(self) -> None:
         self._charges: dict[str, ChargeResult] = {}
         self.refunded: set[str] = set()
@@ -63,6 +70,9 @@ class SimulatedProcessor:
             result = ChargeResult(False, None, reason)
         self._charges[idempotency_key] = result
         return result
+
+    async def find_charge(self, *, idempotency_key: str) -> ChargeResult | None:
+        return self._charges.get(idempotency_key)
 
     async def refund(self, *, reference: str, amount_cents: int) -> None:
         if reference in self.refunded:

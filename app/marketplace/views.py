@@ -9,7 +9,7 @@ from aiohttp import web
 
 from app import keys
 from app.errors import Conflict
-from app.forms import Errors, path_id, text
+from app.forms import Errors, page_number, path_id, text
 from app.marketplace import billing, bookings, services
 from app.marketplace.forms import validate_booking, validate_payment, validate_service
 from app.marketplace.payments import DECLINED_CARDS, SUCCEEDING_CARDS
@@ -27,8 +27,7 @@ def _url(request: web.Request, name: str, **parts: int) -> str:
 
 async def browse(request: web.Request) -> web.StreamResponse:
     query = request.query.get("q", "").strip()[:100]
-    raw_page = request.query.get("page", "1")
-    page = int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1
+    page = page_number(request.query.get("page", "1"))
     found, total = await services.search_services(request.config_dict[keys.DB], query, page=page)
     pages = max(1, -(-total // services.SEARCH_PAGE_SIZE))
     return await render(

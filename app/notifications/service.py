@@ -49,8 +49,16 @@ class _Send:
 
 
 class NotificationService:
-    def __init__(self, db: Database, broker: Broker, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        db: Database,
+        broker: Broker,
+        metrics: Metrics,
+        *,
+        client_messages_per_user: int = 1000,
+    ) -> None:
         self._db = db
+        self._client_messages_per_user = client_messages_per_user
         self._broker = broker
         self._metrics = metrics
         self._queue: asyncio.Queue[_Send] = asyncio.Queue()
@@ -142,7 +150,7 @@ class NotificationService:
         """Apply a mark; None when `client_msg_id` was applied before (nothing changes)."""
         async with self._db.transaction() as tx:
             if client_msg_id is not None and not await store.claim_client_message(
-                tx, user_id, client_msg_id
+                tx, user_id, client_msg_id, self._client_messages_per_user
             ):
                 return None
             if mark == "read":

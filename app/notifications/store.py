@@ -145,13 +145,34 @@ async def unread_and_newest(db: Database, user_id: int) -> tuple[int, int]:
     return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
-async def after(db: Database, user_id: int, after_id: int, limit: int) -> list[Notification]:
-    """The user's notifications with id > after_id, oldest first."""
+async def between(
+    db: Database, user_id: int, after_id: int, upto: int, limit: int
+) -> list[Notification]:
+    """The user's notifications with after_id < id <= upto, oldest first, at most `limit`."""
     rows = await db.fetch_all(
-        "SELECT * FROM notifications WHERE user_id = ? AND id > ? ORDER BY id LIMIT ?",
-        (user_id, after_id, limit),
+        "SELECT * FROM notifications WHERE user_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
+        (user_id, after_id, upto, limit),
     )
     return [Notification.from_row(row) for row in rows]
+
+
+async def replay_start(db: Database, user_id: int, after_id: int, upto: int, limit: int) -> int:
+    """Where a replay of (after_id, upto] starts so that it sends at most `limit`: after_id
+    itself, or the id just below the newest `limit` ones when there are more."""
+    row = await db.fetch_one(
+        "SELECT id FROM notifications WHERE user_id = ? AND id > ? AND id <= ?"
+        " ORDER BY id DESC LIMIT 1 OFFSET ?",
+        (user_id, after_id, upto, limit),
+    )
+    return after_id if row is None else int(row[0])
+
+
+async def count_between(db: Database, user_id: int, after_id: int, upto: int) -> int:
+    value = await db.fetch_value(
+        "SELECT count(*) FROM notifications WHERE user_id = ? AND id > ? AND id <= ?",
+        (user_id, after_id, upto),
+    )
+    return int(value)
 
 
 async def list_page(
@@ -188,14 +209,26 @@ async def get(db: Database, user_id: int, notification_id: int) -> Notification:
     return Notification.from_row(row)
 
 
-async def claim_client_message(tx: Transaction, user_id: int, client_msg_id: str) -> bool:
-    """True the first time this client message id is seen for the user, False after."""
+async def claim_client_message(
+    tx: Transaction, user_id: int, client_msg_id: str, keep: int
+) -> bool:
+    """True the first time this client message id is seen for the user, False after.
+
+    Each user keeps only the newest `keep` ids: a client's offline queue is far shorter, and
+    every distinct id would otherwise be a row for good."""
     cursor = await tx.execute(
         "INSERT OR IGNORE INTO client_messages (user_id, client_msg_id, created_at)"
         " VALUES (?, ?, ?)",
         (user_id, client_msg_id, now_text()),
     )
-    return cursor.rowcount == 1
+    if cursor.rowcount != 1:
+        return False
+    await tx.execute(
+        "DELETE FROM client_messages WHERE user_id = ? AND id <= ("
+        " SELECT id FROM client_messages WHERE user_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+        (user_id, user_id, keep),
+    )
+    return True
 
 
 async def mark_read(tx: Transaction, user_id: int, ids: Sequence[int] | None) -> Marked:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from app import keys
-from app.forms import path_id
+from app.forms import page_number, path_id
 from app.middlewares import require_user
 from app.notifications import store
 from app.notifications.models import ENVELOPE_TYPES
@@ -18,16 +18,12 @@ KIND_LABELS = {
 }
 
 
-def _page_number(raw: str) -> int:
-    return int(raw) if raw.isdigit() and len(raw) < 7 else 1
-
-
 async def inbox(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     db = request.config_dict[keys.DB]
     kind = request.query.get("kind") or None
     page = await store.list_page(
-        db, user.id, page=_page_number(request.query.get("page", "1")), kind=kind
+        db, user.id, page=page_number(request.query.get("page", "1")), kind=kind
     )
     # Listing a notification on the page is what "seen" means; "read" needs a click.
     unseen = [n.id for n in page.items if n.seen_at is None]

@@ -165,6 +165,17 @@ class Connection:
             if self._queue:
                 self._start_writer()
 
+    def pause(self) -> None:
+        """Back to queueing live frames (a late resume replays first). The writer stops
+        after the frame it is writing; nothing is lost, the queue waits for `go_live`."""
+        if self.state is State.LIVE:
+            self.state = State.STARTING
+
+    def skip_through(self, notification_id: int) -> None:
+        """Treat every id up to this one as sent: a client that does not resume starts at
+        the welcome's last_id, and older notifications are history, not live frames."""
+        self.last_sent_id = max(self.last_sent_id, notification_id)
+
     async def _write_loop(self) -> None:
         metrics = self._metrics
         try:

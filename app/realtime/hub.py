@@ -24,6 +24,7 @@ from app.realtime.broker import (
     SessionsEnded,
 )
 from app.realtime.connection import CloseCode, Connection, Outbound
+from app.realtime.replay_gate import ReplayGate
 from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,13 @@ class HubSettings:
     session_check_seconds: float = 5.0
     shutdown_spread_seconds: float = 10.0
     shutdown_batch_size: int = 200
+    replay_concurrency: int = 4
+
+    @property
+    def heartbeat_check_seconds(self) -> float:
+        """How often silent sockets are looked for: fine enough that one is closed at most
+        this long after heartbeat + timeout, coarse enough to cost nothing."""
+        return max(0.01, min(1.0, self.heartbeat_timeout_seconds / 4, self.heartbeat_seconds))
 
 
 class Hub:
@@ -52,6 +60,7 @@ class Hub:
         self._by_session: dict[int, set[Connection]] = {}
         self._inbox: asyncio.Queue[tuple[BrokerMessage, float]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        self.replay_gate = ReplayGate(settings.replay_concurrency)
 
     # --- registry ---------------------------------------------------------------------
 
@@ -189,17 +198,24 @@ class Hub:
         ]
 
     async def _heartbeat_loop(self) -> None:
+        """The one liveness check: a `ping` frame to every socket each heartbeat interval,
+        and a socket that has sent nothing for heartbeat + timeout is closed (1001). The
+        deadline is checked every `heartbeat_check_seconds`, not once per interval."""
         interval = self.settings.heartbeat_seconds
         limit = interval + self.settings.heartbeat_timeout_seconds
         ping = Outbound(protocol.PING)
+        next_ping = time.monotonic() + interval
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.settings.heartbeat_check_seconds)
             now = time.monotonic()
+            pinging = now >= next_ping
+            if pinging:
+                next_ping = now + interval
             for conn in self.all_connections():
                 if now - conn.last_received > limit:
                     self.metrics.heartbeat_timeouts.inc()
                     conn.close_soon(CloseCode.GOING_AWAY, "heartbeat timeout")
-                else:
+                elif pinging:
                     await conn.send(ping)
 
     async def _session_loop(self, check_sessions: SessionChecker) -> None:

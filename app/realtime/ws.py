@@ -3,6 +3,12 @@
 Order on connect: register the socket (live frames start queueing), send `welcome`, replay
 what the client missed, then go live (the writer drains the queue, skipping ids the replay
 already sent). No gap, no duplicate.
+
+A socket opened without `?last_id` goes live at once, from the welcome's `last_id` on: what is
+older is history. A `resume` frame sent as its first frame asks for that history: live
+delivery pauses, the ids in (resume's last_id, welcome's last_id] are replayed in order, and
+live delivery goes on where it stopped. So resume keeps working without making every other
+client wait for a resume frame that will never come.
 """
 
 from __future__ import annotations
@@ -11,11 +17,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
+from collections.abc import Callable
 
 from aiohttp import WSMessage, WSMsgType, web
 
 from app import keys
 from app.accounts.sessions import CurrentUser
+from app.forms import MAX_ID, NumberError, parse_int
 from app.notifications import store
 from app.realtime import protocol
 from app.realtime.connection import CLOSE_TIMEOUT, CloseCode, Connection, Outbound
@@ -24,29 +33,45 @@ from app.realtime.protocol import BadFrame, ClientFrame
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 500
-# Without ?last_id the first frame may be `resume`; live frames wait this long for it.
-RESUME_GRACE_SECONDS = 2.0
 
 
 class RateLimiter:
-    """A token bucket: `rate` frames a second on average, bursts up to `burst`."""
+    """Client frames: a token bucket of `rate` frames a second with bursts up to `burst`.
 
-    def __init__(self, rate: float, burst: float) -> None:
+    A frame that finds the bucket empty is refused. A client that has `flood_refusals` frames
+    refused within `flood_window` seconds is flooding, and its socket is closed (1008)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        flood_refusals: int,
+        flood_window: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rate = rate
         self.burst = burst
+        self.flood_window = flood_window
+        self._clock = clock
         self.tokens = burst
-        self.updated = time.monotonic()
-        self.refused = 0
+        self.updated = clock()
+        self._refusals: deque[float] = deque(maxlen=max(1, flood_refusals))
 
     def allow(self) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
         self.updated = now
         if self.tokens >= 1:
             self.tokens -= 1
             return True
-        self.refused += 1
+        self._refusals.append(now)
         return False
+
+    @property
+    def flooding(self) -> bool:
+        """`flood_refusals` frames refused within the last `flood_window` seconds."""
+        refusals = self._refusals
+        return len(refusals) == refusals.maxlen and self._clock() - refusals[0] <= self.flood_window
 
 
 def _refuse(status: int, message: str) -> web.Response:
@@ -66,10 +91,10 @@ def _last_id(request: web.Request) -> int | None:
     raw = request.query.get("last_id")
     if raw is None:
         return None
-    # isascii: str.isdigit() also holds for superscripts and non-Latin digits.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise web.HTTPBadRequest(text="last_id must be a non-negative integer")
-    return int(raw)
+    try:
+        return parse_int(raw, minimum=0, maximum=MAX_ID)
+    except NumberError:
+        raise web.HTTPBadRequest(text="last_id must be a non-negative integer") from None
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:
@@ -91,11 +116,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     except web.HTTPBadRequest as exc:
         return _refuse(400, exc.text or "bad last_id")
 
-    settings = app[keys.SETTINGS]
     ws = web.WebSocketResponse(
-        max_msg_size=protocol.MAX_FRAME_BYTES,
+        max_msg_size=protocol.MAX_FRAME_BYTES + 1,  # aiohttp refuses sizes >= its limit
         compress=False,
-        heartbeat=settings.ws_protocol_ping_seconds,
+        # No protocol-level pings: the hub's heartbeat (ping frames, and a deadline on the
+        # client's traffic) is the one liveness check.
+        heartbeat=None,
         timeout=CLOSE_TIMEOUT,
     )
     await ws.prepare(request)
@@ -136,8 +162,16 @@ class ClientSession:
         self.ws = conn.ws
         self.metrics = self.app[keys.METRICS]
         settings = self.app[keys.SETTINGS]
-        self.limiter = RateLimiter(settings.ws_rate_per_second, settings.ws_rate_burst)
+        self.replay_limit = settings.ws_replay_limit
+        self.limiter = RateLimiter(
+            settings.ws_rate_per_second,
+            settings.ws_rate_burst,
+            settings.ws_flood_refusals,
+            settings.ws_flood_window_seconds,
+        )
         self._last_error_at = 0.0
+        # Without ?last_id: the welcome's last_id, up to which a first `resume` frame replays.
+        self._history_end: int | None = None
 
     async def run(self, last_id: int | None) -> None:
         db = self.app[keys.DB]
@@ -146,56 +180,63 @@ class ClientSession:
         await self.conn.send_now(
             Outbound(protocol.welcome(self.user.id, hub.settings.heartbeat_seconds, unread, newest))
         )
-        first: ClientFrame | None = None
         if last_id is None:
-            first, last_id = await self._wait_for_resume()
-        if last_id is not None:
-            await self._replay(last_id, newest, unread)
+            self._history_end = newest
+            self.conn.skip_through(newest)
+        else:
+            await self._replay(last_id, newest)
         self.conn.go_live()
-        if first is not None:
-            await self._handle(first)
         await self._read_loop()
 
-    async def _wait_for_resume(self) -> tuple[ClientFrame | None, int | None]:
-        """The first frame, if it comes soon; a `resume` one gives the id to replay from."""
+    async def _resume(self, after_id: int) -> None:
+        """A first `resume` frame: replay the history it asks for, then go on live."""
+        history_end = self._history_end
+        if history_end is None:
+            raise BadFrame("bad_frame", "resume must be the first frame, and only without last_id")
+        self._history_end = None
+        self.conn.pause()
         try:
-            message = await self.ws.receive(timeout=RESUME_GRACE_SECONDS)
-        except TimeoutError:
-            return None, None
-        frame = await self._accept(message)
-        if frame is None:
-            return None, None
-        if frame.type == "resume":
-            try:
-                return None, frame.id_field("last_id")
-            except BadFrame as exc:
-                await self._error(exc.code, exc.message)
-                return None, None
-        return frame, None
+            await self._replay(after_id, history_end)
+        finally:
+            self.conn.go_live()
 
-    async def _replay(self, after_id: int, newest: int, unread: int) -> None:
-        """Send every stored notification with id > after_id, oldest first.
+    async def _replay(self, after_id: int, upto: int) -> None:
+        """Send the user's notifications with after_id < id <= upto, oldest first.
 
-        The socket was registered before `newest` was read, so anything newer than `newest`
-        reaches it live: when the client is already at `newest`, there is nothing to read.
+        Newer ones reach the socket live (it was registered before `upto` was read). Bounded:
+        one replay per user and a few per process run at once (the hub's gate), and a client
+        more than `replay_limit` behind gets a `replay_truncated` frame and only the newest
+        `replay_limit`: the rest are in the inbox, and other requests stay fast.
         """
         db = self.app[keys.DB]
+        hub = self.app[keys.HUB]
+        user_id = self.user.id
         sent = 0
-        while after_id < newest:
-            page = await store.after(db, self.user.id, after_id, REPLAY_PAGE)
-            for notification in page:
+        async with hub.replay_gate.enter(user_id):
+            start = await store.replay_start(db, user_id, after_id, upto, self.replay_limit)
+            if start != after_id:
+                skipped = await store.count_between(db, user_id, after_id, start)
+                self.metrics.replays_truncated.inc()
                 await self.conn.send_now(
-                    Outbound(
-                        protocol.notification_frame(notification, unread),
-                        notification.id,
-                        notification.event,
-                    )
+                    Outbound(protocol.control("replay_truncated", skipped=skipped, last_id=start))
                 )
-            sent += len(page)
-            if len(page) < REPLAY_PAGE:
-                break
-            after_id = page[-1].id
-            unread, _newest = await store.unread_and_newest(db, self.user.id)
+                after_id = start
+            unread = await store.unread_count(db, user_id)
+            while after_id < upto:
+                page = await store.between(db, user_id, after_id, upto, REPLAY_PAGE)
+                for notification in page:
+                    await self.conn.send_now(
+                        Outbound(
+                            protocol.notification_frame(notification, unread),
+                            notification.id,
+                            notification.event,
+                        )
+                    )
+                sent += len(page)
+                if len(page) < REPLAY_PAGE:
+                    break
+                after_id = page[-1].id
+                await asyncio.sleep(0)  # let other requests in between pages
         self.metrics.replays.inc()
         self.metrics.replayed_notifications.inc(sent)
         await self.conn.send_now(
@@ -227,7 +268,7 @@ class ClientSession:
         self.metrics.frames_received.inc()
         if not self.limiter.allow():
             self.metrics.bad_frames.labels("rate_limited").inc()
-            if self.limiter.refused > 5 * self.limiter.burst:
+            if self.limiter.flooding:
                 await self.conn.close(CloseCode.POLICY_VIOLATION, "too many frames")
             else:
                 await self._error("rate_limited", "too many frames; slow down")
@@ -248,7 +289,12 @@ class ClientSession:
 
     async def _handle(self, frame: ClientFrame) -> None:
         try:
-            await self._dispatch(frame)
+            if frame.type == "resume":
+                await self._resume(frame.id_field("last_id"))
+                self._acknowledge(frame)
+            else:
+                self._history_end = None  # a resume is only ever the first frame
+                await self._dispatch(frame)
         except BadFrame as exc:
             self.metrics.bad_frames.labels(exc.code).inc()
             await self._error(exc.code, exc.message)
@@ -267,7 +313,8 @@ class ClientSession:
             await notifier.mark_seen(user_id, frame.ids(), client_msg_id=frame.client_msg_id)
         elif kind == "mark_all_read":
             await notifier.mark_all_read(user_id, client_msg_id=frame.client_msg_id)
-        elif kind == "resume":
-            raise BadFrame("bad_frame", "resume must be the first frame")
+        self._acknowledge(frame)
+
+    def _acknowledge(self, frame: ClientFrame) -> None:
         if frame.client_msg_id is not None:
             self.conn.offer(Outbound(protocol.control("ack", client_msg_id=frame.client_msg_id)))

@@ -58,6 +58,17 @@ export class Outbox {
     return this.items.length !== before;
   }
 
+  // Puts `message` (under a new client_msg_id) where the message `clientMsgId` was; returns
+  // the stored message, or null when that one is gone.
+  replace(clientMsgId, message) {
+    const index = this.items.findIndex((m) => m.client_msg_id === clientMsgId);
+    if (index === -1) return null;
+    const stored = { ...message, client_msg_id: newMessageId(this.random) };
+    this.items[index] = stored;
+    this.save();
+    return stored;
+  }
+
   pending() {
     return [...this.items];
   }

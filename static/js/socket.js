@@ -10,7 +10,13 @@
 //   "status"  detail: {status, retryIn}   status: connecting | open | reconnecting | offline |
 //                                          signed-out | closed
 //   "frame"   detail: a notification frame (id not null), each id once, in order
-//   "control" detail: any other server frame (welcome, notification_read, replay_done, ...)
+//   "control" detail: any other server frame (welcome, notification_read, replay_done,
+//                     replay_truncated, error, ...)
+//
+// Everything it writes goes through one paced queue: a token bucket (maxMessagesPerSecond,
+// bursts of maxMessageBurst) well under the server's limit (20 frames/s, bursts of 40), so an
+// outbox flush after a reconnect, a burst of acks or many mark_seen never get refused as a
+// flood. Frames over the budget wait for a timer and go out in order; a pong goes first.
 
 import { backoffDelay, serverDelay, BACKOFF_DEFAULTS } from "./backoff.js";
 import { Outbox } from "./outbox.js";
@@ -23,7 +29,14 @@ export const SOCKET_DEFAULTS = Object.freeze({
   connectTimeout: 10000, // ms for the handshake and the welcome
   ackDelay: 200, // ms: delivery acks are batched, the highest id per batch
   maxEnqueuedMessages: 100,
+  maxMessagesPerSecond: 10, // client frames a second on average (the server allows 20)
+  maxMessageBurst: 20, // client frames at once after a quiet spell (the server allows 40)
+  maxFrameBytes: 65536, // the server closes the socket (1009) on a bigger frame
+  maxIdsPerMessage: 500, // the server refuses mark_seen / mark_read with more ids
 });
+
+// Messages of these types only add marks: several waiting ones can become one.
+const MERGEABLE = new Set(["mark_seen"]);
 
 export const SESSION_ENDED = 4401;
 
@@ -51,6 +64,14 @@ export class RealtimeSocket extends EventTarget {
     this.timers = {};
     this.pendingAck = 0;
     this.stopped = false;
+    // Pacing: the token bucket, and what waits for it on the current socket.
+    this.tokens = o.maxMessageBurst;
+    this.tokensAt = this.now();
+    this.queue = []; // {frame} | {msgId} | {ack: true}, in sending order
+    this.queuedMessages = new Map(); // client_msg_id -> its queue entry
+    this.ackQueued = false;
+    this.sentOnSocket = new Set(); // outbox ids written to the current socket
+    this.aliases = new Map(); // outbox id -> client_msg_ids merged into it (acked with it)
   }
 
   // --- lifecycle ---------------------------------------------------------------------
@@ -64,7 +85,8 @@ export class RealtimeSocket extends EventTarget {
   close() {
     this.stopped = true;
     this.clearAllTimers();
-    this.flushAck();
+    // The last delivery ack goes out now, ahead of whatever still waits: the socket is closing.
+    if (this.pendingAck && this.writeFrame({ type: "ack", id: this.pendingAck })) this.pendingAck = 0;
     this.dropSocket(1000, "client closed");
     this.setStatus("closed");
   }
@@ -92,25 +114,166 @@ export class RealtimeSocket extends EventTarget {
 
   // --- sending ---------------------------------------------------------------------
 
-  // Queues a user message (it gets a client_msg_id); sent now when open, else on reconnect.
+  // Queues a user message (it gets a client_msg_id); sent when open (paced), else on
+  // reconnect. A mark_seen may be merged into one that waits unsent: one frame for both.
+  // Returns the client_msg_id, or null for a message too big to ever be accepted.
   sendMessage(message) {
+    const o = this.options;
+    const size = byteLength(JSON.stringify({ ...message, client_msg_id: message.client_msg_id || "x".repeat(64) }));
+    if (size > o.maxFrameBytes) {
+      (o.warn ?? ((...args) => console.warn(...args)))("realtime: message too big to send, dropped", message);
+      return null;
+    }
+    const id = message.client_msg_id;
+    if (id && this.isAlias(id)) return id; // merged into a waiting message already
+    if (id && this.outbox.pending().some((m) => m.client_msg_id === id)) {
+      if (this.isConnected) this.enqueueMessage(id); // the same message again (a tab relays it)
+      return id;
+    }
+    const merged = this.merge(message);
+    if (merged) return merged;
     const stored = this.outbox.push(message);
-    if (this.isConnected) this.sendRaw(stored);
+    if (this.isConnected) this.enqueueMessage(stored.client_msg_id);
     return stored.client_msg_id;
   }
 
-  sendRaw(frame) {
-    if (this.ws && this.ws.readyState === 1) {
-      this.ws.send(JSON.stringify(frame));
-      return true;
+  // Folds a mark_seen into one still waiting unsent (in the outbox, not yet written to this
+  // socket), under a fresh client_msg_id (the server may have applied the older one already,
+  // on a socket that dropped before its ack), at most maxIdsPerMessage ids. Returns the
+  // message's client_msg_id when merged, else null.
+  merge(message) {
+    if (!MERGEABLE.has(message.type) || !Array.isArray(message.ids)) return null;
+    if (Object.keys(message).some((k) => k !== "type" && k !== "ids" && k !== "client_msg_id")) return null;
+    const target = this.outbox.pending().reverse().find((m) => m.type === message.type
+      && Array.isArray(m.ids) && !this.sentOnSocket.has(m.client_msg_id)
+      && Object.keys(m).every((k) => k === "type" || k === "ids" || k === "client_msg_id"));
+    if (!target) return null;
+    const ids = [...new Set([...target.ids, ...message.ids])];
+    if (ids.length > this.options.maxIdsPerMessage) return null;
+    const replacement = this.outbox.replace(target.client_msg_id, { type: target.type, ids });
+    if (!replacement) return null;
+    const newId = replacement.client_msg_id;
+    // The ids the page and other tabs hold: the target's own, unless a merge made it.
+    const aliases = [...(this.aliases.get(target.client_msg_id) ?? [target.client_msg_id])];
+    if (message.client_msg_id) aliases.push(message.client_msg_id);
+    this.aliases.delete(target.client_msg_id);
+    this.aliases.set(newId, aliases);
+    const entry = this.queuedMessages.get(target.client_msg_id);
+    if (entry) {
+      this.queuedMessages.delete(target.client_msg_id);
+      entry.msgId = newId;
+      this.queuedMessages.set(newId, entry);
     }
+    return message.client_msg_id || newId;
+  }
+
+  isAlias(clientMsgId) {
+    for (const list of this.aliases.values()) if (list.includes(clientMsgId)) return true;
     return false;
   }
 
+  // Queues a frame for the current socket (dropped if none); `first` puts it ahead of the
+  // queue (pongs: a late pong gets the socket closed as dead).
+  send(frame, { first = false } = {}) {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    const entry = { frame };
+    if (first) this.queue.unshift(entry);
+    else this.queue.push(entry);
+    this.pump();
+    return true;
+  }
+
+  enqueueMessage(msgId) {
+    if (this.queuedMessages.has(msgId) || this.sentOnSocket.has(msgId)) return;
+    if (!this.ws || this.ws.readyState !== 1) return;
+    const entry = { msgId };
+    this.queuedMessages.set(msgId, entry);
+    this.queue.push(entry);
+    this.pump();
+  }
+
   flushOutbox() {
-    for (const message of this.outbox.pending()) {
-      if (!this.sendRaw(message)) return;
+    for (const message of this.outbox.pending()) this.enqueueMessage(message.client_msg_id);
+  }
+
+  // Writes what the token bucket allows now; arms a timer for the rest.
+  pump() {
+    this.clearTimer("pace");
+    const rate = this.options.maxMessagesPerSecond;
+    while (this.queue.length) {
+      if (!this.ws || this.ws.readyState !== 1) return;
+      this.refill();
+      if (this.tokens < 1) {
+        const wait = Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / rate));
+        this.armTimer("pace", wait, () => this.pump());
+        return;
+      }
+      const entry = this.queue.shift();
+      const frame = this.frameOf(entry);
+      if (frame === null) continue; // acked or merged away meanwhile: costs nothing
+      if (!this.writeFrame(frame)) return;
+      if (entry.msgId) this.sentOnSocket.add(entry.msgId);
+      if (entry.ack && this.pendingAck === frame.id) this.pendingAck = 0;
     }
+  }
+
+  frameOf(entry) {
+    if (entry.frame) return entry.frame;
+    if (entry.ack) {
+      this.ackQueued = false;
+      return this.pendingAck ? { type: "ack", id: this.pendingAck } : null;
+    }
+    this.queuedMessages.delete(entry.msgId);
+    return this.outbox.pending().find((m) => m.client_msg_id === entry.msgId) ?? null;
+  }
+
+  // The one place a frame reaches the wire; it always takes a token.
+  writeFrame(frame) {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    try {
+      this.ws.send(JSON.stringify(frame));
+    } catch {
+      return false;
+    }
+    this.refill();
+    this.tokens -= 1;
+    return true;
+  }
+
+  refill() {
+    const o = this.options;
+    const now = this.now();
+    this.tokens = Math.min(o.maxMessageBurst, this.tokens + ((now - this.tokensAt) * o.maxMessagesPerSecond) / 1000);
+    this.tokensAt = now;
+  }
+
+  // What waited for the old socket is not sent on the next one: the outbox is flushed anew
+  // after the welcome, and an unsent delivery ack is still in pendingAck.
+  resetQueue() {
+    this.clearTimer("pace");
+    this.queue = [];
+    this.queuedMessages.clear();
+    this.ackQueued = false;
+    this.sentOnSocket.clear();
+  }
+
+  // The server refused frames as too many (it should not happen at our pace: another tab of
+  // an old version, a proxy...). Wait for the bucket to fill up again, and send once more
+  // the messages written to this socket that have no ack yet (the server applies each id once).
+  onRateLimited() {
+    this.refill();
+    this.tokens = Math.min(this.tokens, 0);
+    const resend = this.outbox.pending()
+      .filter((m) => this.sentOnSocket.has(m.client_msg_id) && !this.queuedMessages.has(m.client_msg_id))
+      .map((m) => ({ msgId: m.client_msg_id }));
+    for (const entry of resend) {
+      this.sentOnSocket.delete(entry.msgId);
+      this.queuedMessages.set(entry.msgId, entry);
+    }
+    const firstMessage = this.queue.findIndex((e) => e.msgId);
+    const at = firstMessage === -1 ? this.queue.length : firstMessage;
+    this.queue.splice(at, 0, ...resend);
+    this.pump();
   }
 
   // --- connecting ------------------------------------------------------------------
@@ -159,15 +322,35 @@ export class RealtimeSocket extends EventTarget {
         if (this.pendingAck) this.flushAck();
         break;
       case "ping":
-        this.sendRaw({ type: "pong" });
+        this.send({ type: "pong" }, { first: true });
         break;
       case "ack":
-        if (frame.client_msg_id) this.outbox.ack(frame.client_msg_id);
+        if (typeof frame.client_msg_id === "string") {
+          this.onAck(frame);
+          return;
+        }
+        break;
+      case "error":
+        if (frame.code === "rate_limited") this.onRateLimited();
         break;
       default:
+        // replay_truncated, replay_done, notification_read, ...: for the page to show.
         break;
     }
     this.dispatchEvent(new CustomEvent("control", { detail: frame }));
+  }
+
+  // The server applied a message: it leaves the outbox, and so do the ones merged into it.
+  onAck(frame) {
+    const id = frame.client_msg_id;
+    this.outbox.ack(id);
+    this.sentOnSocket.delete(id);
+    const aliases = this.aliases.get(id) ?? [];
+    this.aliases.delete(id);
+    this.dispatchEvent(new CustomEvent("control", { detail: frame }));
+    for (const alias of aliases) {
+      this.dispatchEvent(new CustomEvent("control", { detail: { type: "ack", id: null, client_msg_id: alias } }));
+    }
   }
 
   onNotification(frame) {
@@ -179,14 +362,20 @@ export class RealtimeSocket extends EventTarget {
     this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
   }
 
+  // The highest processed id goes out in one ack frame (paced: it carries the highest id at
+  // the moment it is written).
   flushAck() {
     this.clearTimer("ack");
-    if (this.pendingAck && this.sendRaw({ type: "ack", id: this.pendingAck })) this.pendingAck = 0;
+    if (!this.pendingAck || this.ackQueued || !this.ws || this.ws.readyState !== 1) return;
+    this.ackQueued = true;
+    this.queue.push({ ack: true });
+    this.pump();
   }
 
   onClose(ws, event) {
     if (ws !== this.ws) return;
     this.ws = null;
+    this.resetQueue();
     this.clearAllTimers();
     if (this.stopped) return;
     if (event.code === SESSION_ENDED) {
@@ -218,6 +407,7 @@ export class RealtimeSocket extends EventTarget {
     const ws = this.ws;
     if (!ws) return;
     this.ws = null;
+    this.resetQueue();
     ws.onmessage = ws.onclose = ws.onerror = null;
     try {
       ws.close(code, reason);
@@ -271,4 +461,8 @@ export class RealtimeSocket extends EventTarget {
   clearAllTimers() {
     for (const name of Object.keys(this.timers)) this.clearTimer(name);
   }
+}
+
+function byteLength(text) {
+  return new TextEncoder().encode(text).length;
 }

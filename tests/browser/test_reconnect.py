@@ -39,6 +39,9 @@ def test_the_page_reconnects_after_a_restart_shows_missed_notifications_once_and
     items = page.locator("[data-rt-list] [data-notification-id]")
     expect(page.locator(f'[data-rt-list] [data-notification-id="{unread_id}"]')).to_have_count(1)
     expect(badge(page)).to_have_text("1")
+    # Dismissed, so that the three missed below each get a toast of their own (at most three
+    # toasts show at once; more would go into an "and N more" summary).
+    page.locator(f'[data-rt-toasts] [data-notification-id="{unread_id}"] .toast-close').click()
 
     live_server.stop()
     expect(status(page)).to_have_attribute("data-state", "reconnecting")

@@ -291,3 +291,18 @@ export function sequence(...values) {
   fn.calls = () => i;
   return fn;
 }
+
+// The server's rule (app/realtime/ws.py RateLimiter): 20 frames/s, bursts of 40, each frame
+// over it refused. Returns how many of the frames written at `times` (ms) it would refuse.
+export function serverRefusals(times, { rate = 20, burst = 40 } = {}) {
+  let tokens = burst;
+  let last = times[0] ?? 0;
+  let refused = 0;
+  for (const t of times) {
+    tokens = Math.min(burst, tokens + ((t - last) * rate) / 1000);
+    last = t;
+    if (tokens >= 1) tokens -= 1;
+    else refused += 1;
+  }
+  return refused;
+}

@@ -1,8 +1,14 @@
 // The live header (the seed's <RealtimeNotifications />): connection status in words, the bell
 // with its unread badge, a keyboard-friendly dropdown of the latest notifications, toasts, and
 // desktop notifications. Text from notifications is user input: textContent only, never HTML.
+//
+// A burst (a replay after a night offline, a bulk publish) stays calm: at most three toasts and
+// one "and 117 more"; what was shown is marked seen in batches (ui/seen.js), a few frames in
+// all, never one per notification.
 
 import { askDesktopPermission, desktopUnavailableReason, desktopEnabled, messageOf, showDesktop, titleFor } from "../notify.js";
+import { SeenBatcher } from "./seen.js";
+import { ToastStack, formatCount } from "./toasts.js";
 
 const STATUS_TEXT = {
   idle: "Connecting…",
@@ -13,7 +19,6 @@ const STATUS_TEXT = {
   closed: "Live updates off",
 };
 const MAX_ITEMS = 8;
-const TOAST_MS = 6000;
 const CRITICAL = new Set(["payment_failed", "booking_cancelled"]);
 
 function readPrefs(body) {
@@ -25,7 +30,8 @@ function readPrefs(body) {
 }
 
 export class LiveHeader {
-  constructor(root, { doc = document, win = window } = {}) {
+  // Options: `toasts` (ToastStack options: max, duration...), `seenDelay` (ms).
+  constructor(root, { doc = document, win = window, toasts = {}, seenDelay } = {}) {
     this.root = root;
     this.doc = doc;
     this.win = win;
@@ -39,7 +45,15 @@ export class LiveHeader {
     this.markAll = root.querySelector("[data-rt-mark-all]");
     this.enableDesktop = root.querySelector("[data-rt-enable-desktop]");
     this.desktopNote = root.querySelector("[data-rt-desktop-note]");
-    this.toasts = doc.querySelector("[data-rt-toasts]");
+    this.toasts = new ToastStack(doc.querySelector("[data-rt-toasts]"), { doc, win, ...toasts });
+    this.seen = new SeenBatcher((ids) => this.rt?.sendMessage({ type: "mark_seen", ids }), {
+      setTimeout: (fn, ms) => win.setTimeout(fn, ms),
+      clearTimeout: (id) => win.clearTimeout(id),
+      delay: seenDelay,
+    });
+    // Seen marks still collecting go into the outbox (kept in storage) before the page goes:
+    // registered here, before connectRealtime's own pagehide closes the connection.
+    win.addEventListener?.("pagehide", () => this.seen.flush());
     this.rt = null;
   }
 
@@ -85,9 +99,8 @@ export class LiveHeader {
     const pref = this.prefs[event] ?? this.prefs.notification ?? {};
     const critical = CRITICAL.has(event);
     const visible = this.doc.visibilityState === "visible";
-    if (visible && (critical || pref.in_app !== false)) {
-      this.toast(frame);
-      this.rt.sendMessage({ type: "mark_seen", ids: [frame.id] });
+    if (visible && (critical || pref.in_app !== false) && this.toasts.show(frame)) {
+      this.seen.add([frame.id]); // shown in a toast or counted in the summary
     }
     if (this.rt.isLeader && this.rt.tab?.allTabsHidden() && (critical || pref.desktop !== false)) {
       showDesktop(frame, this.win);
@@ -95,6 +108,7 @@ export class LiveHeader {
   }
 
   onControl(frame) {
+    if (frame.type === "replay_truncated") this.onReplayTruncated(frame);
     if (frame.type === "welcome" || frame.type === "notification_read") this.setUnread(frame.unread);
     if (frame.type === "notification_read") {
       const ids = frame.ids === null ? null : new Set(frame.ids);
@@ -102,6 +116,16 @@ export class LiveHeader {
         if (ids === null || ids.has(Number(item.dataset.notificationId))) item.classList.remove("unread");
       }
     }
+  }
+
+  // The server skips what is older than its replay limit: one calm notice, no toast per item.
+  onReplayTruncated(frame) {
+    if (this.doc.visibilityState !== "visible") return;
+    const skipped = Number.isSafeInteger(frame.skipped) && frame.skipped > 0 ? frame.skipped : null;
+    let text = "Older notifications are in your inbox";
+    if (skipped === 1) text = "1 older notification is in your inbox";
+    else if (skipped) text = `${formatCount(skipped)} older notifications are in your inbox`;
+    this.toasts.notice(text, "/notifications", "replay-truncated");
   }
 
   setUnread(count) {
@@ -129,27 +153,6 @@ export class LiveHeader {
     if (this.empty) this.empty.hidden = true;
   }
 
-  toast(frame) {
-    if (!this.toasts) return;
-    const toast = this.doc.createElement("div");
-    toast.className = "toast";
-    toast.dataset.notificationId = String(frame.id);
-    const title = this.doc.createElement("strong");
-    title.textContent = titleFor(frame);
-    const link = this.doc.createElement("a");
-    link.href = `/notifications/${frame.id}`;
-    link.textContent = messageOf(frame);
-    const dismiss = this.doc.createElement("button");
-    dismiss.type = "button";
-    dismiss.className = "toast-close";
-    dismiss.setAttribute("aria-label", "Dismiss");
-    dismiss.textContent = "×";
-    dismiss.addEventListener("click", () => toast.remove());
-    toast.append(title, link, dismiss);
-    this.toasts.append(toast);
-    this.win.setTimeout(() => toast.remove(), TOAST_MS);
-  }
-
   // --- the dropdown ------------------------------------------------------------------
 
   toggle(open = this.dropdown.hidden) {
@@ -157,7 +160,7 @@ export class LiveHeader {
     this.bell.setAttribute("aria-expanded", String(open));
     if (open) {
       const unseen = [...this.list.querySelectorAll(".rt-item.unread")].map((el) => Number(el.dataset.notificationId));
-      if (unseen.length) this.rt.sendMessage({ type: "mark_seen", ids: unseen });
+      this.seen.add(unseen);
       this.items()[0]?.focus();
     }
   }
