@@ -14,6 +14,7 @@ from app import keys
 from app.config import Settings
 from app.db import Database
 from app.notifications.models import Notification
+from app.realtime.replay_gate import ReplayGate
 from tests.conftest import TEST_API_KEY, Browser, make_settings
 from tests.ws_helpers import (
     Frame,
@@ -340,3 +341,27 @@ async def test_sockets_resuming_from_zero_in_a_loop_do_not_starve_other_requests
         results = await asyncio.gather(*storm, return_exceptions=True)
     assert results == [None] * 10  # every resuming client got what it should, every time
     assert metric(app, "ws_replays_truncated_total") >= 10
+
+
+async def test_the_replay_gate_runs_one_replay_per_user_and_a_few_per_process() -> None:
+    gate = ReplayGate(concurrency=2)
+    running: list[int] = []
+    most = {"total": 0, "user 1": 0}
+    release = asyncio.Event()
+
+    async def replay(user_id: int) -> None:
+        async with gate.enter(user_id):
+            running.append(user_id)
+            most["total"] = max(most["total"], len(running))
+            most["user 1"] = max(most["user 1"], running.count(1))
+            await release.wait()
+            running.remove(user_id)
+
+    tasks = [asyncio.create_task(replay(u)) for u in (1, 1, 1, 2, 3, 4)]
+    await eventually(lambda: len(running) == 2, what="two replays running")
+    assert sorted(running) in ([1, 2], [1, 3], [1, 4], [2, 3], [2, 4], [3, 4])
+    release.set()
+    await asyncio.gather(*tasks)
+
+    assert most == {"total": 2, "user 1": 1}
+    assert gate._users == {}  # nothing kept for users no longer replaying

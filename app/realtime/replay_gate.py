@@ -31,7 +31,3 @@ class ReplayGate:
                 del self._users[user_id]
             else:
                 self._users[user_id] = (lock, users - 1)
-
-    @property
-    def users_waiting_or_replaying(self) -> int:
-        return len(self._users)
