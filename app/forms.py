@@ -52,8 +52,7 @@ def page_number(raw: str) -> int:
 
 
 def path_id(request: web.Request, name: str = "id") -> int:
-    """A numeric path segment. The route's `\\d` also matches other scripts' digits; those
-    are not ids, so they are not found."""
+    """A numeric path segment (the routes admit 0-9 only); out of range is not found."""
     try:
         return parse_int(request.match_info[name], minimum=1, maximum=MAX_ID)
     except (KeyError, NumberError):
