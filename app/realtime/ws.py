@@ -184,7 +184,7 @@ class ClientSession:
             self._history_end = newest
             self.conn.skip_through(newest)
         else:
-            await self._replay(last_id, newest)
+            await self._replay(last_id, newest, unread)
         self.conn.go_live()
         await self._read_loop()
 
@@ -196,11 +196,12 @@ class ClientSession:
         self._history_end = None
         self.conn.pause()
         try:
-            await self._replay(after_id, history_end)
+            unread = await store.unread_count(self.app[keys.DB], self.user.id)
+            await self._replay(after_id, history_end, unread)
         finally:
             self.conn.go_live()
 
-    async def _replay(self, after_id: int, upto: int) -> None:
+    async def _replay(self, after_id: int, upto: int, unread: int) -> None:
         """Send the user's notifications with after_id < id <= upto, oldest first.
 
         Newer ones reach the socket live (it was registered before `upto` was read). Bounded:
@@ -208,40 +209,46 @@ class ClientSession:
         more than `replay_limit` behind gets a `replay_truncated` frame and only the newest
         `replay_limit`: the rest are in the inbox, and other requests stay fast.
         """
-        db = self.app[keys.DB]
-        hub = self.app[keys.HUB]
-        user_id = self.user.id
         sent = 0
-        async with hub.replay_gate.enter(user_id):
-            start = await store.replay_start(db, user_id, after_id, upto, self.replay_limit)
-            if start != after_id:
-                skipped = await store.count_between(db, user_id, after_id, start)
-                self.metrics.replays_truncated.inc()
-                await self.conn.send_now(
-                    Outbound(protocol.control("replay_truncated", skipped=skipped, last_id=start))
-                )
-                after_id = start
-            unread = await store.unread_count(db, user_id)
-            while after_id < upto:
-                page = await store.between(db, user_id, after_id, upto, REPLAY_PAGE)
-                for notification in page:
-                    await self.conn.send_now(
-                        Outbound(
-                            protocol.notification_frame(notification, unread),
-                            notification.id,
-                            notification.event,
-                        )
-                    )
-                sent += len(page)
-                if len(page) < REPLAY_PAGE:
-                    break
-                after_id = page[-1].id
-                await asyncio.sleep(0)  # let other requests in between pages
+        # A client already at `upto` (most reconnects) costs no query and waits for no slot.
+        if after_id < upto:
+            async with self.app[keys.HUB].replay_gate.enter(self.user.id):
+                sent = await self._send_history(after_id, upto, unread)
         self.metrics.replays.inc()
         self.metrics.replayed_notifications.inc(sent)
         await self.conn.send_now(
             Outbound(protocol.control("replay_done", count=sent, last_id=self.conn.last_sent_id))
         )
+
+    async def _send_history(self, after_id: int, upto: int, unread: int) -> int:
+        """The replay's frames (behind the gate); returns how many notifications it sent."""
+        db = self.app[keys.DB]
+        user_id = self.user.id
+        start = await store.replay_start(db, user_id, after_id, upto, self.replay_limit)
+        if start != after_id:
+            skipped = await store.count_between(db, user_id, after_id, start)
+            self.metrics.replays_truncated.inc()
+            await self.conn.send_now(
+                Outbound(protocol.control("replay_truncated", skipped=skipped, last_id=start))
+            )
+            after_id = start
+        sent = 0
+        while after_id < upto:
+            page = await store.between(db, user_id, after_id, upto, REPLAY_PAGE)
+            for notification in page:
+                await self.conn.send_now(
+                    Outbound(
+                        protocol.notification_frame(notification, unread),
+                        notification.id,
+                        notification.event,
+                    )
+                )
+            sent += len(page)
+            if len(page) < REPLAY_PAGE:
+                break
+            after_id = page[-1].id
+            await asyncio.sleep(0)  # let other requests in between pages
+        return sent
 
     async def _read_loop(self) -> None:
         while self.conn.is_open:
