@@ -28,10 +28,12 @@ from app.metrics import Metrics
 from app.middlewares import auth_middleware, error_middleware
 from app.migrate import migrate
 from app.notifications.delivery import DeliveryRecorder
+from app.notifications.live import NotificationFrames, StoreHistory
 from app.notifications.service import NotificationService
 from app.notifications.store import forget_client_messages
-from app.realtime.broker import InProcessBroker, SessionsEnded
+from app.realtime.broker import InProcessBroker
 from app.realtime.hub import Hub, HubSettings
+from app.realtime.messages import SessionsEnded
 from app.rendering import FILTERS
 from app.routes import setup_routes
 from app.security import Passwords, csrf_middleware, derive_key, headers_middleware
@@ -142,6 +144,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.NOTIFIER] = notifier
     acks = DeliveryRecorder(db, metrics)
     app[keys.ACKS] = acks
+    app[keys.NOTIFICATION_FRAMES] = NotificationFrames(notifier, acks)
 
     await broker.start()
     broker.subscribe(hub.on_broker_message)
@@ -152,7 +155,7 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     sessions.on_revoke(sessions_ended)
     notifier.start()
     acks.start()
-    hub.start(sessions.ended_among)
+    hub.start(sessions.ended_among, StoreHistory(db))
     if app[keys.SETTINGS].demo:
         await seed_demo(app)
     yield

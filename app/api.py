@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import keys, strictjson
-from app.notifications.models import ENVELOPE_TYPES
+from app.notifications.models import ENVELOPE_TYPES, stored_ids
 
 MAX_USERS_PER_CALL = 10_000
 MAX_DATA_BYTES = 16 * 1024
@@ -84,7 +84,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
     except PublishError as exc:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return web.json_response(exc.body, status=exc.status, headers=headers)
-    return web.json_response({"ids": stored.ids}, status=202)
+    return web.json_response({"ids": stored_ids(stored)}, status=202)
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:

@@ -12,6 +12,7 @@ from app.db import Database
 from app.marketplace.payments import PaymentProcessor
 from app.metrics import Metrics
 from app.notifications.delivery import DeliveryRecorder
+from app.notifications.live import NotificationFrames
 from app.notifications.service import NotificationService
 from app.realtime.broker import Broker
 from app.realtime.hub import Hub
@@ -29,6 +30,7 @@ METRICS = web.AppKey("metrics", Metrics)
 BROKER = web.AppKey("broker", Broker)
 HUB = web.AppKey("hub", Hub)
 ACKS = web.AppKey("acks", DeliveryRecorder)
+NOTIFICATION_FRAMES = web.AppKey("notification_frames", NotificationFrames)
 CONNECTIONS = web.AppKey("connections", ConnectionLimiter)
 
 USER = web.RequestKey("user", CurrentUser)

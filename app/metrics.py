@@ -52,6 +52,16 @@ class Metrics:
         self.replayed_notifications = Counter(
             "ws_replayed_notifications", "Notifications sent by replays", registry=r
         )
+        self.gaps_filled = Counter(
+            "ws_gaps_filled",
+            "Gaps in a socket's seq filled from the store (the broker lost or reordered some)",
+            registry=r,
+        )
+        self.catch_ups = Counter(
+            "ws_catch_ups",
+            "Times every socket was checked against the store (after a broker outage)",
+            registry=r,
+        )
         self.slow_consumer_closes = Counter(
             "ws_slow_consumer_closes", "Sockets closed with 1013 for not keeping up", registry=r
         )

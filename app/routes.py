@@ -10,8 +10,8 @@ from app import api, pages
 from app.accounts import views as accounts
 from app.marketplace import views as marketplace
 from app.notifications import preferences_views as preferences
+from app.notifications import socket_route
 from app.notifications import views as notifications
-from app.realtime import ws
 
 # [0-9], not \d: \d also matches other scripts' digits, which are no id.
 ID = r"{id:[0-9]{1,18}}"
@@ -23,7 +23,7 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     r.add_get("/healthz", pages.healthz, name="healthz")
     r.add_get("/metrics", api.metrics, name="metrics")
     r.add_post("/api/publish", api.publish, name="api_publish")
-    r.add_get("/ws", ws.websocket, name="ws")
+    r.add_get("/ws", socket_route.websocket, name="ws")
 
     r.add_get("/signup", accounts.signup_form, name="signup")
     r.add_post("/signup", accounts.signup)

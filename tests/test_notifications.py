@@ -16,7 +16,7 @@ from aiohttp import web
 from app import keys
 from app.db import Database
 from app.notifications.service import NotificationService
-from app.realtime.broker import BrokerMessage, NotificationsStored
+from app.realtime.messages import BrokerMessage, Delivery
 from tests.conftest import Browser
 from tests.flows import accepted_booking, act, book, create_service, id_from_location, pay
 
@@ -49,8 +49,9 @@ def listen(app: web.Application, db: Database) -> list[tuple[list[int], bool]]:
     heard: list[tuple[list[int], bool]] = []
 
     def subscriber(message: BrokerMessage) -> None:
-        if isinstance(message, NotificationsStored):
-            heard.append(([n.id for n in message.notifications], db.writer.in_transaction))
+        if isinstance(message, Delivery):
+            ids = [row[0] for group in message.groups for row in group.rows]
+            heard.append((ids, db.writer.in_transaction))
 
     app[keys.BROKER].subscribe(subscriber)
     return heard

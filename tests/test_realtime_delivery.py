@@ -137,8 +137,9 @@ async def test_a_frame_carries_id_type_key_and_the_data_exactly_as_published(
     text = await receive_text(ws)
     frame = json.loads(text)
 
-    assert set(frame) == {"id", "type", "key", "unread", "data", "created_at"}
+    assert set(frame) == {"id", "seq", "type", "key", "unread", "data", "created_at"}
     assert frame["id"] == stored.id
+    assert frame["seq"] == stored.seq == 1
     assert frame["type"] == "notification"
     assert frame["key"] == "custom:1"
     assert frame["data"] == data

@@ -13,7 +13,7 @@ from app import keys
 from app.config import Settings
 from app.db import Database
 from app.notifications.models import Notification
-from app.realtime.ws import RateLimiter
+from app.realtime.session import RateLimiter
 from tests.conftest import Browser, make_settings
 from tests.ws_helpers import (
     Frame,

@@ -71,7 +71,13 @@ async def test_a_reconnect_with_last_id_replays_exactly_the_50_missed_then_repla
     assert [f["id"] for f in replayed] == [n.id for n in missed]
     assert [f["data"] for f in replayed] == [n.data for n in missed]
     assert all(f["type"] == "notification" for f in replayed)
-    assert done == {"type": "replay_done", "id": None, "count": 50, "last_id": missed[-1].id}
+    assert done == {
+        "type": "replay_done",
+        "id": None,
+        "count": 50,
+        "last_id": missed[-1].id,
+        "last_seq": missed[-1].seq,
+    }
     latest = await app[keys.NOTIFIER].send_to_user(client_browser.user_id, "notification", {})
     assert (await receive(ws))["id"] == latest.id  # and then live
     await ws.close()
@@ -91,7 +97,13 @@ async def test_a_first_resume_frame_replays_like_the_last_id_query(
     done = await receive(ws)
 
     assert [f["id"] for f in replayed] == [n.id for n in before[2:]]
-    assert done == {"type": "replay_done", "id": None, "count": 3, "last_id": before[-1].id}
+    assert done == {
+        "type": "replay_done",
+        "id": None,
+        "count": 3,
+        "last_id": before[-1].id,
+        "last_seq": before[-1].seq,
+    }
     await ws.send_json({"type": "resume", "last_id": 0})  # only ever the first frame
     error = await receive(ws)
     assert (error["type"], error["code"]) == ("error", "bad_frame")
@@ -287,6 +299,7 @@ async def test_a_client_too_far_behind_gets_replay_truncated_and_only_the_newest
         "id": None,
         "skipped": 30,
         "last_id": missed[29].id,
+        "last_seq": missed[29].seq,
     }
     assert [f["id"] for f in replayed] == [n.id for n in missed[30:]]
     assert (done["count"], done["last_id"]) == (50, missed[-1].id)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app import strictjson
+from app.realtime.messages import DeliveryGroup
 
 ENVELOPE_TYPES = ("booking_update", "payment_update", "notification")
 
@@ -27,6 +28,7 @@ class Notification:
     seen_at: str | None = None
     read_at: str | None = None
     delivered_at: str | None = None
+    seq: int = 0
     unread: int = field(default=0, compare=False)  # the user's unread count right after it
     _data: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -65,39 +67,35 @@ class Notification:
             seen_at=row["seen_at"],
             read_at=row["read_at"],
             delivered_at=row["delivered_at"],
+            seq=row["seq"],
         )
 
 
-@dataclass(frozen=True)
-class StoredGroup:
-    """Notifications stored by one send: everything shared once, then (id, user_id, unread)
-    per recipient, in id order. A fan-out to 5,000 users is one of these, not 5,000 objects."""
+# What one send stored: everything shared once, then (id, user_id, seq, unread) per recipient,
+# in id order. A fan-out to 5,000 users is one of these, not 5,000 objects. It is exactly what
+# the realtime layer delivers, so it is the realtime layer's type.
+StoredGroup = DeliveryGroup
 
-    type: str
-    event: str
-    key: str | None
-    raw_data: str
-    created_at: str
-    rows: list[tuple[int, int, int]]
 
-    @property
-    def ids(self) -> list[int]:
-        return [row[0] for row in self.rows]
+def stored_ids(group: StoredGroup) -> list[int]:
+    return [row[0] for row in group.rows]
 
-    def notifications(self) -> list[Notification]:
-        return [
-            Notification(
-                id=notification_id,
-                user_id=user_id,
-                type=self.type,
-                event=self.event,
-                key=self.key,
-                raw_data=self.raw_data,
-                created_at=self.created_at,
-                unread=unread,
-            )
-            for notification_id, user_id, unread in self.rows
-        ]
+
+def stored_notifications(group: StoredGroup) -> list[Notification]:
+    return [
+        Notification(
+            id=notification_id,
+            user_id=user_id,
+            type=group.type,
+            event=group.event,
+            key=group.key,
+            raw_data=group.raw_data,
+            created_at=group.created_at,
+            seq=seq,
+            unread=unread,
+        )
+        for notification_id, user_id, seq, unread in group.rows
+    ]
 
 
 def dump_data(data: dict[str, Any]) -> str:

@@ -22,9 +22,17 @@ from typing import Any
 from app.db import Database, current_transaction
 from app.metrics import Metrics
 from app.notifications import store
-from app.notifications.models import ENVELOPE_TYPES, Notification, StoredGroup, dump_data
+from app.notifications.models import (
+    ENVELOPE_TYPES,
+    Notification,
+    StoredGroup,
+    dump_data,
+    stored_notifications,
+)
 from app.notifications.store import Marked, NewGroup
-from app.realtime.broker import Broker, NotificationsMarked, NotificationsStored
+from app.realtime.broker import Broker
+from app.realtime.messages import Delivery
+from app.realtime.messages import Marked as MarkedMessage
 from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -100,7 +108,7 @@ class NotificationService:
         key: str | None = None,
     ) -> list[Notification]:
         """Store one notification per user; returns them in `user_ids` order, with ids."""
-        return (await self.publish(user_ids, type, data, key=key)).notifications()
+        return stored_notifications(await self.publish(user_ids, type, data, key=key))
 
     async def publish(
         self,
@@ -170,9 +178,7 @@ class NotificationService:
         for event in marked.events:
             counter.labels(event).inc()
         await self._broker.publish(
-            NotificationsMarked(
-                user_id, mark, None if ids is None else tuple(marked.ids), marked.unread
-            )
+            MarkedMessage(user_id, mark, None if ids is None else tuple(marked.ids), marked.unread)
         )
 
     # --- the batch writer -------------------------------------------------------------
@@ -180,7 +186,7 @@ class NotificationService:
     async def _published(self, stored: list[StoredGroup]) -> None:
         for group in stored:
             self._metrics.notifications_created.labels(group.event).inc(len(group.rows))
-        await self._broker.publish(NotificationsStored(tuple(stored)))
+        await self._broker.publish(Delivery(tuple(stored)))
 
     async def _write_loop(self) -> None:
         while True:

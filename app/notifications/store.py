@@ -7,14 +7,15 @@ insert and read mark, so it is always exactly the number of unread rows.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from app.clock import now_text
 from app.db import Database, Transaction
 from app.errors import NotFound
 from app.notifications.models import ENVELOPE_TYPES, Notification, StoredGroup
+from app.realtime.history import Position
 
 PAGE_SIZE = 20
 # SQLite allows 32,766 bound variables per statement; 6 per inserted row.
@@ -62,11 +63,13 @@ def _marks(count: int) -> str:
 
 
 def _insert_sql(count: int) -> str:
-    # The BEFORE INSERT trigger has already counted the row when RETURNING is computed.
+    # The BEFORE INSERT trigger has already moved the user's counters on when RETURNING is
+    # computed for the row: they are the row's seq and the unread count right after it.
     return (
         "INSERT INTO notifications (user_id, type, event, key, data, created_at) VALUES "
         + ", ".join(["(?, ?, ?, ?, ?, ?)"] * count)
         + " RETURNING id, user_id,"
+        " (SELECT last_seq FROM users WHERE users.id = notifications.user_id),"
         " (SELECT unread_count FROM users WHERE users.id = notifications.user_id)"
     )
 
@@ -92,7 +95,7 @@ async def insert_groups(db: Database, groups: Sequence[NewGroup]) -> list[Stored
                 counts.append(0)
             statements[-1] += _params(group, part, created_at)
             counts[-1] += len(part)
-    returned: list[sqlite3.Row] = []
+    returned: list[Any] = []
     if len(statements) == 1:
         if counts[0]:
             returned = await db.write_statement(_insert_sql(counts[0]), statements[0])
@@ -101,7 +104,7 @@ async def insert_groups(db: Database, groups: Sequence[NewGroup]) -> list[Stored
             for params, count in zip(statements, counts, strict=True):
                 returned += await tx.fetch_all(_insert_sql(count), params)
     # SQLite inserts the VALUES rows in order, so sorted ids line up with the groups' users.
-    rows = sorted((r[0], r[1], r[2]) for r in returned)
+    rows = sorted((r[0], r[1], r[2], r[3]) for r in returned)
     stored: list[StoredGroup] = []
     offset = 0
     for group in groups:
@@ -113,7 +116,7 @@ async def insert_groups(db: Database, groups: Sequence[NewGroup]) -> list[Stored
                 group.key,
                 group.raw_data,
                 created_at,
-                rows[offset : offset + size],
+                tuple(rows[offset : offset + size]),
             )
         )
         offset += size
@@ -134,45 +137,67 @@ async def unread_count(db: Database, user_id: int) -> int:
     return int(value or 0)
 
 
-async def unread_and_newest(db: Database, user_id: int) -> tuple[int, int]:
-    """(unread count, id of the newest notification or 0)."""
+async def position(db: Database, user_id: int) -> Position:
     row = await db.fetch_one(
-        "SELECT unread_count,"
+        "SELECT unread_count, last_seq,"
         " (SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = users.id)"
         " FROM users WHERE id = ?",
         (user_id,),
     )
-    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+    return Position(0, 0, 0) if row is None else Position(int(row[0]), int(row[2]), int(row[1]))
 
 
-async def between(
-    db: Database, user_id: int, after_id: int, upto: int, limit: int
-) -> list[Notification]:
-    """The user's notifications with after_id < id <= upto, oldest first, at most `limit`."""
-    rows = await db.fetch_all(
-        "SELECT * FROM notifications WHERE user_id = ? AND id > ? AND id <= ? ORDER BY id LIMIT ?",
-        (user_id, after_id, upto, limit),
-    )
-    return [Notification.from_row(row) for row in rows]
-
-
-async def replay_start(db: Database, user_id: int, after_id: int, upto: int, limit: int) -> int:
-    """Where a replay of (after_id, upto] starts so that it sends at most `limit`: after_id
-    itself, or the id just below the newest `limit` ones when there are more."""
-    row = await db.fetch_one(
-        "SELECT id FROM notifications WHERE user_id = ? AND id > ? AND id <= ?"
-        " ORDER BY id DESC LIMIT 1 OFFSET ?",
-        (user_id, after_id, upto, limit),
-    )
-    return after_id if row is None else int(row[0])
-
-
-async def count_between(db: Database, user_id: int, after_id: int, upto: int) -> int:
+async def seq_at(db: Database, user_id: int, notification_id: int) -> int:
+    """The seq of the user's newest notification with id <= notification_id (0: none):
+    per user, id order is seq order, so resuming from an id is resuming from this seq."""
     value = await db.fetch_value(
-        "SELECT count(*) FROM notifications WHERE user_id = ? AND id > ? AND id <= ?",
-        (user_id, after_id, upto),
+        "SELECT coalesce(max(seq), 0) FROM notifications WHERE user_id = ? AND id <= ?",
+        (user_id, notification_id),
     )
-    return int(value)
+    return int(value or 0)
+
+
+async def id_at(db: Database, user_id: int, seq: int) -> int:
+    """The id of the user's notification with this seq (0: none)."""
+    value = await db.fetch_value(
+        "SELECT id FROM notifications WHERE user_id = ? AND seq = ?", (user_id, seq)
+    )
+    return int(value or 0)
+
+
+async def between_seqs(
+    db: Database, user_id: int, after_seq: int, upto_seq: int, limit: int
+) -> list[StoredGroup]:
+    """The user's notifications with after_seq < seq <= upto_seq, in seq order, at most
+    `limit`, one group each, with the user's unread count now."""
+    rows = await db.fetch_all(
+        "SELECT n.id, n.seq, n.type, n.event, n.key, n.data, n.created_at, u.unread_count"
+        " FROM notifications n JOIN users u ON u.id = n.user_id"
+        " WHERE n.user_id = ? AND n.seq > ? AND n.seq <= ? ORDER BY n.seq LIMIT ?",
+        (user_id, after_seq, upto_seq, limit),
+    )
+    return [
+        StoredGroup(
+            r["type"],
+            r["event"],
+            r["key"],
+            r["data"],
+            r["created_at"],
+            ((r["id"], user_id, r["seq"], r["unread_count"]),),
+        )
+        for r in rows
+    ]
+
+
+async def last_seqs(db: Database, user_ids: Sequence[int]) -> dict[int, int]:
+    """Each user's newest seq (users without notifications: 0)."""
+    found: dict[int, int] = {}
+    for chunk in _chunks(sorted(set(user_ids)), _IN_CHUNK):
+        rows = await db.fetch_all(
+            f"SELECT id, last_seq FROM users WHERE id IN ({_marks(len(chunk))})", chunk
+        )
+        found.update((int(r[0]), int(r[1])) for r in rows)
+    return found
 
 
 async def list_page(

@@ -1,9 +1,15 @@
 """One live WebSocket: its bounded outbound queue, its writer task, and how it closes.
 
 Only the route's handler task calls `receive()`; everything else talks to the socket through
-`offer()` (never blocks: a full queue closes the socket with 1013, the client resumes and loses
-nothing) and `close()`. Notification frames carry their id, and the writer drops any id at or
-below the last one it sent, which is what makes replay-then-live free of duplicates.
+`deliver()` and `send()` (never block: a full queue closes the socket with 1013, the client
+resumes and loses nothing) and `close()`. Every frame goes out through `_transmit`, which
+counts it: there is no other way onto the socket.
+
+Notification frames carry their recipient's `seq`, and the socket keeps the last one it sent.
+A frame at or below it is a repeat and is dropped (that is also what makes replay-then-live
+free of duplicates); a frame more than one past it means the broker lost or reordered
+something, and the writer first fills the gap from the store (`Backfill`), so the client sees
+every notification once, in seq order, whatever the broker did.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -25,6 +32,9 @@ from app.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 2.0
+# A gap wider than this is not filled on the live path: the socket is closed with 1013 and
+# the client resumes, through the bounded replay.
+MAX_GAP = 1000
 
 
 class State(enum.Enum):
@@ -45,10 +55,20 @@ class CloseCode(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
+    """A frame for one socket. Notification frames carry the recipient's `seq` (control
+    frames 0) and the counter of their event; a frame with empty text is a catch-up marker:
+    "make sure everything up to `seq` was sent", sending nothing of its own."""
+
     text: str
-    notification_id: int | None = None
-    event: str | None = None
+    seq: int = 0
+    id: int = 0
+    counter: Any = None  # the notifications_sent child for the frame's event
     committed_at: float | None = None  # time.perf_counter() when its transaction committed
+
+
+# (user id, after seq, up to seq) -> the frames of that user's notifications in
+# (after, upto], in seq order, read from the store.
+Backfill = Callable[[int, int, int], Awaitable[list[Outbound]]]
 
 
 class Connection:
@@ -61,6 +81,7 @@ class Connection:
         queue_size: int,
         metrics: Metrics,
         on_closed: Callable[[Connection], None],
+        backfill: Backfill,
         transport: asyncio.Transport | None = None,
     ) -> None:
         self.ws = ws
@@ -68,13 +89,15 @@ class Connection:
         self.user_id = user_id
         self.session_id = session_id
         self.state = State.STARTING
-        self.last_sent_id = 0
+        self.last_seq = 0
+        self.last_id = 0
         self.last_received = time.monotonic()
         self.close_code: int | None = None
         self._queue: deque[Outbound] = deque()
         self._queue_size = queue_size
         self._metrics = metrics
         self._on_closed = on_closed
+        self._backfill = backfill
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._sending = False
@@ -86,6 +109,41 @@ class Connection:
     @property
     def is_open(self) -> bool:
         return self.state is not State.CLOSING
+
+    # --- the one way onto the socket --------------------------------------------------
+
+    async def _transmit(self, item: Outbound) -> None:
+        """Write one frame and count it. Raises ConnectionError / RuntimeError when the peer
+        is gone; callers decide what that means."""
+        await self.ws.send_str(item.text)
+        metrics = self._metrics
+        metrics.frames_sent.inc()
+        if item.seq:
+            self.last_seq = item.seq
+            self.last_id = item.id
+            if item.counter is not None:
+                item.counter.inc()
+            if item.committed_at is not None:
+                metrics.publish_latency.observe(time.perf_counter() - item.committed_at)
+
+    # --- offering frames --------------------------------------------------------------
+
+    def deliver(self, item: Outbound) -> Awaitable[None] | None:
+        """Offer a live notification frame. Returns an awaitable when it can be written at
+        once (the fan-out fast path: the hub awaits it, and it completes without waiting),
+        None when it was dropped as a repeat or queued for the writer task."""
+        if item.seq <= self.last_seq:
+            return None  # sent already: a repeat from the broker, or covered by the replay
+        if item.seq == self.last_seq + 1 and self.can_write_now(len(item.text)):
+            return self._write_direct(item)
+        self.offer(item)
+        return None
+
+    def catch_up(self, upto_seq: int) -> None:
+        """Make sure every notification up to `upto_seq` reaches this socket (the broker may
+        have lost some): a marker in the queue, so it happens in order with live frames."""
+        if upto_seq > self.last_seq:
+            self.offer(Outbound("", upto_seq))
 
     def offer(self, item: Outbound) -> bool:
         """Queue a frame; False when it was dropped (closing, or the queue overflowed)."""
@@ -120,46 +178,31 @@ class Connection:
             and transport.get_write_buffer_size() + size + 16 < self._high_water
         )
 
-    async def write_now(self, text: str, notification_id: int) -> bool:
-        """The fan-out fast path, after `can_write_now`: write without the writer task.
-        False when the id was already sent (by the replay)."""
-        if notification_id <= self.last_sent_id:
-            return False
-        self.last_sent_id = notification_id
-        return await self._write_direct(text)
-
     async def send(self, item: Outbound) -> None:
-        """Write a frame at once when the socket has room, else queue it."""
-        if not self.can_write_now(len(item.text)):
+        """A control frame: written at once when the socket has room, else queued."""
+        if self.can_write_now(len(item.text)):
+            await self._write_direct(item)
+        else:
             self.offer(item)
-        elif await self._write_direct(item.text):
-            self._metrics.frames_sent.inc()
 
-    async def _write_direct(self, text: str) -> bool:
+    async def _write_direct(self, item: Outbound) -> None:
         """Write past the queue; anything offered meanwhile waits for the writer task."""
         self._sending = True
         try:
-            await self.ws.send_str(text)
+            await self._transmit(item)
         except (ConnectionError, RuntimeError):
             self.close_soon(CloseCode.GOING_AWAY, "")
-            return False
         finally:
             self._sending = False
             if self._queue:
                 self._start_writer()
-        return True
 
     async def send_now(self, item: Outbound) -> None:
-        """Send directly, before going live (welcome, replay). Keeps the id watermark."""
-        await self.ws.send_str(item.text)
-        self._metrics.frames_sent.inc()
-        if item.notification_id is not None:
-            self.last_sent_id = max(self.last_sent_id, item.notification_id)
-            if item.event is not None:
-                self._metrics.notifications_sent.labels(item.event).inc()
+        """Send directly, before going live (welcome, replay)."""
+        await self._transmit(item)
 
     def go_live(self) -> None:
-        """Live from now: frames queued during the replay follow it, duplicates dropped."""
+        """Live from now: frames queued during the replay follow it, repeats dropped."""
         if self.state is State.STARTING:
             self.state = State.LIVE
             if self._queue:
@@ -171,26 +214,36 @@ class Connection:
         if self.state is State.LIVE:
             self.state = State.STARTING
 
-    def skip_through(self, notification_id: int) -> None:
-        """Treat every id up to this one as sent: a client that does not resume starts at
-        the welcome's last_id, and older notifications are history, not live frames."""
-        self.last_sent_id = max(self.last_sent_id, notification_id)
+    def start_at(self, last_id: int, last_seq: int) -> None:
+        """Treat everything up to this seq as sent: a client that does not resume starts at
+        the welcome's position, and older notifications are history, not live frames."""
+        if last_seq > self.last_seq:
+            self.last_seq = last_seq
+            self.last_id = last_id
+
+    def rewind(self, last_id: int, last_seq: int) -> None:
+        """Start over from an earlier position (a resume frame): the replay sends from it."""
+        self.last_seq = last_seq
+        self.last_id = last_id
 
     async def _write_loop(self) -> None:
-        metrics = self._metrics
         try:
             while self.state is State.LIVE and self._queue:
                 item = self._queue.popleft()
-                if item.notification_id is not None:
-                    if item.notification_id <= self.last_sent_id:
-                        continue  # already sent by the replay
-                    self.last_sent_id = item.notification_id
-                await self.ws.send_str(item.text)
-                metrics.frames_sent.inc()
-                if item.event is not None:
-                    metrics.notifications_sent.labels(item.event).inc()
-                if item.committed_at is not None:
-                    metrics.publish_latency.observe(time.perf_counter() - item.committed_at)
+                if item.seq:
+                    if item.seq <= self.last_seq:
+                        continue  # sent already
+                    gap_end = item.seq if not item.text else item.seq - 1
+                    if gap_end > self.last_seq:
+                        if not await self._fill(gap_end):
+                            return  # closing: the client resumes
+                        if self.state is not State.LIVE:
+                            # Paused by a late resume while filling: this frame waits too.
+                            self._queue.appendleft(item)
+                            return
+                    if not item.text or item.seq <= self.last_seq:
+                        continue
+                await self._transmit(item)
         except (ConnectionError, RuntimeError):
             # The peer went away under us; the handler's receive() sees it and cleans up.
             self.close_soon(CloseCode.GOING_AWAY, "")
@@ -198,6 +251,24 @@ class Connection:
             # No await between the last queue check and this: a frame offered from now on
             # starts a new writer.
             self._writer = None
+
+    async def _fill(self, upto_seq: int) -> bool:
+        """Send what the store holds in (last_seq, upto_seq]. False when the gap is too wide
+        for the live path: the socket closes, and the client resumes through the bounded
+        replay."""
+        if upto_seq - self.last_seq > MAX_GAP:
+            self._metrics.slow_consumer_closes.inc()
+            self.close_soon(CloseCode.TRY_AGAIN_LATER, "too far behind: reconnect and resume")
+            return False
+        self._metrics.gaps_filled.inc()
+        for item in await self._backfill(self.user_id, self.last_seq, upto_seq):
+            if item.seq > self.last_seq:
+                await self._transmit(item)
+        if self.last_seq < upto_seq:
+            # Not in the store (deleted since): nothing to send, and nothing to wait for.
+            log.info("user %s: seqs %s..%s not found", self.user_id, self.last_seq + 1, upto_seq)
+            self.last_seq = upto_seq
+        return True
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close from sync code (a fan-out loop); safe to call more than once."""

@@ -17,13 +17,16 @@ from dataclasses import dataclass
 
 from app.metrics import Metrics
 from app.realtime import protocol
-from app.realtime.broker import (
+from app.realtime.connection import CloseCode, Connection, Outbound
+from app.realtime.history import History
+from app.realtime.messages import (
     BrokerMessage,
-    NotificationsMarked,
-    NotificationsStored,
+    CatchUp,
+    Delivery,
+    DeliveryGroup,
+    Marked,
     SessionsEnded,
 )
-from app.realtime.connection import CloseCode, Connection, Outbound
 from app.realtime.replay_gate import ReplayGate
 from app.tasks import cancel_and_wait
 
@@ -43,6 +46,9 @@ class HubSettings:
     shutdown_spread_seconds: float = 10.0
     shutdown_batch_size: int = 200
     replay_concurrency: int = 4
+    # How often every socket is checked against the store for notifications a broker lost
+    # without noticing (0: never; the in-process broker loses nothing).
+    catch_up_seconds: float = 0.0
 
     @property
     def heartbeat_check_seconds(self) -> float:
@@ -61,6 +67,13 @@ class Hub:
         self._inbox: asyncio.Queue[tuple[BrokerMessage, float]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.replay_gate = ReplayGate(settings.replay_concurrency)
+        self._history: History | None = None
+
+    @property
+    def history(self) -> History:
+        if self._history is None:
+            raise RuntimeError("the hub is not started")
+        return self._history
 
     # --- registry ---------------------------------------------------------------------
 
@@ -117,54 +130,48 @@ class Hub:
         while True:
             message, received_at = await self._inbox.get()
             try:
-                if isinstance(message, NotificationsStored):
+                if isinstance(message, Delivery):
                     await self._deliver(message, received_at)
-                elif isinstance(message, NotificationsMarked):
+                elif isinstance(message, Marked):
                     await self._marked(message)
                 elif isinstance(message, SessionsEnded):
                     self.close_sessions(message.session_ids)
+                elif isinstance(message, CatchUp):
+                    await self._catch_up()
             except Exception:
                 log.exception("dispatching %r failed", type(message).__name__)
             finally:
                 self._inbox.task_done()
 
-    async def _deliver(self, message: NotificationsStored, received_at: float) -> None:
+    async def _deliver(self, message: Delivery, received_at: float) -> None:
         """Offer each notification to every socket of its user.
 
-        Most sockets take the frame at once (`write_now` does not wait when the socket's
-        buffer has room); the others get it queued for their writer task. The frame's shared
-        parts are encoded once per group and metrics counted once per message: this loop is
-        the hot path of a fan-out.
+        Most sockets take the frame at once (`deliver` hands back a write that does not wait
+        when the socket's buffer has room); the others queue it for their writer task. The
+        frame's shared text is encoded once per group: this loop is the hot path of a
+        fan-out.
         """
         by_user = self._by_user
-        written = 0
         for group in message.groups:
-            head, tail = protocol.frame_parts(
-                group.type, group.key, group.raw_data, group.created_at
-            )
-            sent = 0
-            for notification_id, user_id, unread in group.rows:
+            template = protocol.FrameTemplate(group)
+            counter = self.metrics.notifications_sent.labels(group.event)
+            for notification_id, user_id, seq, unread in group.rows:
                 sockets = by_user.get(user_id)
                 if not sockets:
                     continue
-                text = f'{{"id":{notification_id}{head}{unread}{tail}'
-                queued: Outbound | None = None
+                item = Outbound(
+                    template.render(notification_id, seq, unread),
+                    seq,
+                    notification_id,
+                    counter,
+                    received_at,
+                )
                 for conn in tuple(sockets):
-                    if conn.can_write_now(len(text)):
-                        if await conn.write_now(text, notification_id):
-                            sent += 1
-                    else:
-                        if queued is None:
-                            queued = Outbound(text, notification_id, group.event, received_at)
-                        conn.offer(queued)
-            if sent:
-                self.metrics.notifications_sent.labels(group.event).inc(sent)
-                written += sent
-        if written:
-            self.metrics.frames_sent.inc(written)
-            self.metrics.publish_latency.observe(time.perf_counter() - received_at)
+                    write = conn.deliver(item)
+                    if write is not None:
+                        await write
 
-    async def _marked(self, message: NotificationsMarked) -> None:
+    async def _marked(self, message: Marked) -> None:
         sockets = self._by_user.get(message.user_id)
         if not sockets:
             return
@@ -174,6 +181,33 @@ class Hub:
         item = Outbound(text)
         for conn in tuple(sockets):
             await conn.send(item)
+
+    async def _catch_up(self) -> None:
+        """The broker may have lost messages: every socket gets what the store holds past
+        the last seq it sent (through its writer, in order with live frames)."""
+        users = list(self._by_user)
+        if not users:
+            return
+        self.metrics.catch_ups.inc()
+        newest = await self.history.last_seqs(users)
+        for user_id, last_seq in newest.items():
+            for conn in tuple(self._by_user.get(user_id, ())):
+                conn.catch_up(last_seq)
+
+    async def backfill(self, user_id: int, after_seq: int, upto_seq: int) -> list[Outbound]:
+        """A socket's gap, read from the store, as frames (see `Connection`)."""
+        groups = await self.history.between(user_id, after_seq, upto_seq, upto_seq - after_seq)
+        return [self.history_frame(group) for group in groups]
+
+    def history_frame(self, group: DeliveryGroup) -> Outbound:
+        """The frame of a single-row group read from the store (replays and gap fills)."""
+        [(notification_id, _user_id, seq, unread)] = group.rows
+        return Outbound(
+            protocol.FrameTemplate(group).render(notification_id, seq, unread),
+            seq,
+            notification_id,
+            self.metrics.notifications_sent.labels(group.event),
+        )
 
     def close_sessions(self, session_ids: Iterable[int]) -> int:
         closed = 0
@@ -190,12 +224,20 @@ class Hub:
 
     # --- background loops -------------------------------------------------------------
 
-    def start(self, check_sessions: SessionChecker) -> None:
+    def start(self, check_sessions: SessionChecker, history: History) -> None:
+        self._history = history
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="hub-dispatch"),
             asyncio.create_task(self._heartbeat_loop(), name="hub-heartbeat"),
             asyncio.create_task(self._session_loop(check_sessions), name="hub-sessions"),
         ]
+        if self.settings.catch_up_seconds > 0:
+            self._tasks.append(asyncio.create_task(self._catch_up_loop(), name="hub-catch-up"))
+
+    async def _catch_up_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.catch_up_seconds)
+            self.on_broker_message(CatchUp())
 
     async def _heartbeat_loop(self) -> None:
         """The one liveness check: a `ping` frame to every socket each heartbeat interval,

@@ -4,9 +4,10 @@ Server -> client (JSON text; notification frames carry the stored id, control fr
 
 | type                | fields                                                          |
 | ------------------- | --------------------------------------------------------------- |
-| welcome             | user_id, heartbeat (s), unread, last_id                         |
-| booking_update ...  | id, key, unread, data, created_at (a stored notification)       |
-| replay_done         | count, last_id (the replay after a resume is complete)           |
+| welcome             | user_id, heartbeat (s), unread, last_id, last_seq               |
+| booking_update ...  | id, seq, key, unread, data, created_at (a stored notification)  |
+| replay_truncated    | skipped, last_id, last_seq (only the newest are replayed)       |
+| replay_done         | count, last_id, last_seq (the replay after a resume is complete) |
 | ping / pong         |                                                                 |
 | notification_read   | ids (null: all), unread                                         |
 | notification_seen   | ids                                                             |
@@ -14,8 +15,8 @@ Server -> client (JSON text; notification frames carry the stored id, control fr
 | reconnect           | delay_ms (server shutting down: reconnect after this delay)     |
 | error               | code, message                                                   |
 
-Client -> server: ping, pong, resume {last_id}, ack {id}, mark_read {ids}, mark_seen {ids},
-mark_all_read; any of them may carry client_msg_id.
+Client -> server: ping, pong, resume {last_seq or last_id}, ack {id}, mark_read {ids},
+mark_seen {ids}, mark_all_read; any of them may carry client_msg_id.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app import strictjson
-from app.notifications.models import Notification
+from app.realtime.messages import DeliveryGroup
 
 MAX_FRAME_BYTES = 64 * 1024
 MAX_DEPTH = 8
@@ -46,26 +47,35 @@ PING = control("ping")
 PONG = control("pong")
 
 
-def welcome(user_id: int, heartbeat: float, unread: int, last_id: int) -> str:
+def welcome(user_id: int, heartbeat: float, unread: int, last_id: int, last_seq: int) -> str:
     heartbeat = int(heartbeat) if float(heartbeat).is_integer() else heartbeat
-    return control("welcome", user_id=user_id, heartbeat=heartbeat, unread=unread, last_id=last_id)
+    return control(
+        "welcome",
+        user_id=user_id,
+        heartbeat=heartbeat,
+        unread=unread,
+        last_id=last_id,
+        last_seq=last_seq,
+    )
 
 
 def error(code: str, message: str) -> str:
     return control("error", code=code, message=message)
 
 
-def frame_parts(type: str, key: str | None, raw_data: str, created_at: str) -> tuple[str, str]:
-    """What every frame of one send shares: the text around its id and its unread count."""
-    head = f',"type":{_dumps(type)},"key":{_dumps(key)},"unread":'
-    tail = f',"data":{raw_data},"created_at":{_dumps(created_at)}}}'
-    return head, tail
+class FrameTemplate:
+    """The text every frame of one delivery group shares, encoded once: a fan-out to 5,000
+    sockets formats 5,000 short strings and encodes nothing."""
 
+    __slots__ = ("_head", "_tail")
 
-def notification_frame(n: Notification, unread: int) -> str:
-    """The frame for a stored notification. `data` is the stored JSON text, passed through."""
-    head, tail = frame_parts(n.type, n.key, n.raw_data, n.created_at)
-    return f'{{"id":{n.id}{head}{unread}{tail}'
+    def __init__(self, group: DeliveryGroup) -> None:
+        self._head = f',"type":{_dumps(group.type)},"key":{_dumps(group.key)},"unread":'
+        self._tail = f',"data":{group.raw_data},"created_at":{_dumps(group.created_at)}}}'
+
+    def render(self, notification_id: int, seq: int, unread: int) -> str:
+        """A stored notification's frame; `data` is its stored JSON text, passed through."""
+        return f'{{"id":{notification_id},"seq":{seq}{self._head}{unread}{self._tail}'
 
 
 class BadFrame(Exception):
@@ -88,6 +98,9 @@ class ClientFrame:
         if not isinstance(raw, list) or len(raw) > MAX_IDS or not all(_is_id(i) for i in raw):
             raise BadFrame("bad_frame", f"'ids' must be a list of at most {MAX_IDS} ids")
         return list(raw)
+
+    def has(self, name: str) -> bool:
+        return name in self.body
 
     def id_field(self, name: str) -> int:
         value = self.body.get(name)

@@ -1,0 +1,301 @@
+"""One socket's conversation with its client: welcome, replay, then the client-frame loop.
+
+Order on connect: the socket is registered (live frames start queueing), `welcome` is sent,
+what the client missed is replayed, then the socket goes live (the writer drains the queue,
+dropping seqs the replay already sent). No gap, no duplicate.
+
+A socket opened without a resume point goes live at once, from the welcome's position: what
+is older is history. A `resume` frame sent as its first frame asks for that history: live
+delivery pauses, the seqs in (resume's, welcome's] are replayed in order, and live delivery
+goes on where it stopped. So resume keeps working without making every other client wait for
+a resume frame that will never come.
+
+This module knows frames and the store's interface (`History`), not what a notification is
+about: frames it does not handle itself go to the `FrameHandler` it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import WSMessage, WSMsgType
+
+from app.metrics import Metrics
+from app.realtime import protocol
+from app.realtime.connection import CloseCode, Connection, Outbound
+from app.realtime.history import Position
+from app.realtime.hub import Hub
+from app.realtime.protocol import BadFrame, ClientFrame
+
+REPLAY_PAGE = 500
+
+# Frames other than ping, pong and resume: (user id, frame) -> applied.
+FrameHandler = Callable[[int, ClientFrame], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a client asks to resume from: after this seq, or after this id."""
+
+    value: int
+    by_seq: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    replay_limit: int
+    rate_per_second: float
+    rate_burst: float
+    flood_refusals: int
+    flood_window_seconds: float
+
+
+class RateLimiter:
+    """Client frames: a token bucket of `rate` frames a second with bursts up to `burst`.
+
+    A frame that finds the bucket empty is refused. A client that has `flood_refusals` frames
+    refused within `flood_window` seconds is flooding, and its socket is closed (1008)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        flood_refusals: int,
+        flood_window: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.flood_window = flood_window
+        self._clock = clock
+        self.tokens = burst
+        self.updated = clock()
+        self._refusals: deque[float] = deque(maxlen=max(1, flood_refusals))
+
+    def allow(self) -> bool:
+        now = self._clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self._refusals.append(now)
+        return False
+
+    @property
+    def flooding(self) -> bool:
+        """`flood_refusals` frames refused within the last `flood_window` seconds."""
+        refusals = self._refusals
+        return len(refusals) == refusals.maxlen and self._clock() - refusals[0] <= self.flood_window
+
+
+class ClientSession:
+    """One socket's conversation with its client."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        conn: Connection,
+        limits: SessionLimits,
+        handle_frame: FrameHandler,
+    ) -> None:
+        self.hub = hub
+        self.history = hub.history
+        self.conn = conn
+        self.user_id = conn.user_id
+        self.ws = conn.ws
+        self.metrics: Metrics = hub.metrics
+        self.replay_limit = limits.replay_limit
+        self.limiter = RateLimiter(
+            limits.rate_per_second,
+            limits.rate_burst,
+            limits.flood_refusals,
+            limits.flood_window_seconds,
+        )
+        self._handle_frame = handle_frame
+        self._last_error_at = 0.0
+        # Without a resume point: the welcome's position, up to which a first `resume` frame
+        # replays.
+        self._history_end: Position | None = None
+
+    async def run(self, resume: ResumePoint | None) -> None:
+        position = await self.history.position(self.user_id)
+        await self.conn.send_now(
+            Outbound(
+                protocol.welcome(
+                    self.user_id,
+                    self.hub.settings.heartbeat_seconds,
+                    position.unread,
+                    position.last_id,
+                    position.last_seq,
+                )
+            )
+        )
+        if resume is None:
+            self._history_end = position
+            self.conn.start_at(position.last_id, position.last_seq)
+        else:
+            await self._replay(resume, position)
+        self.conn.go_live()
+        await self._read_loop()
+
+    async def _resume(self, resume: ResumePoint) -> None:
+        """A first `resume` frame: replay the history it asks for, then go on live."""
+        history_end = self._history_end
+        if history_end is None:
+            raise BadFrame(
+                "bad_frame", "resume must be the first frame, and only without a resume point"
+            )
+        self._history_end = None
+        self.conn.pause()
+        try:
+            await self._replay(
+                resume, history_end, sent_live=(self.conn.last_id, self.conn.last_seq)
+            )
+        finally:
+            self.conn.go_live()
+
+    async def _replay(
+        self, resume: ResumePoint, upto: Position, sent_live: tuple[int, int] = (0, 0)
+    ) -> None:
+        """Send the user's notifications after the resume point up to `upto`, in seq order.
+
+        Newer ones reach the socket live (it was registered before `upto` was read). Bounded:
+        one replay per user and a few per process run at once (the hub's gate), and a client
+        more than `replay_limit` behind gets a `replay_truncated` frame and only the newest
+        `replay_limit`: the rest are in the inbox, and other requests stay fast. `sent_live`
+        is the (id, seq) a late resume found already sent live.
+        """
+        after_seq = resume.value
+        if not resume.by_seq and resume.value < upto.last_id:
+            after_seq = await self.history.seq_at(self.user_id, resume.value)
+        after_seq = min(after_seq, upto.last_seq)
+        # Everything up to the resume point counts as sent; live frames queued meanwhile
+        # that the replay covers are dropped as repeats.
+        after_id = upto.last_id if after_seq == upto.last_seq else 0
+        self.conn.rewind(after_id, after_seq)
+        sent = 0
+        # A client already at `upto` (most reconnects) costs no query and waits for no slot.
+        if after_seq < upto.last_seq:
+            async with self.hub.replay_gate.enter(self.user_id):
+                sent = await self._send_history(after_seq, upto)
+        if sent_live[1] > self.conn.last_seq:
+            # What went out live before a late resume stays sent: the watermark returns to it.
+            self.conn.rewind(*sent_live)
+        self.metrics.replays.inc()
+        self.metrics.replayed_notifications.inc(sent)
+        await self.conn.send_now(
+            Outbound(
+                protocol.control(
+                    "replay_done",
+                    count=sent,
+                    last_id=self.conn.last_id,
+                    last_seq=self.conn.last_seq,
+                )
+            )
+        )
+
+    async def _send_history(self, after_seq: int, upto: Position) -> int:
+        """The replay's frames (behind the gate); returns how many notifications it sent."""
+        start = max(after_seq, upto.last_seq - self.replay_limit)
+        if start != after_seq:
+            self.metrics.replays_truncated.inc()
+            last_id = await self.history.id_at(self.user_id, start)
+            await self.conn.send_now(
+                Outbound(
+                    protocol.control(
+                        "replay_truncated",
+                        skipped=start - after_seq,
+                        last_id=last_id,
+                        last_seq=start,
+                    )
+                )
+            )
+            self.conn.rewind(last_id, start)
+            after_seq = start
+        sent = 0
+        while after_seq < upto.last_seq:
+            page = await self.history.between(self.user_id, after_seq, upto.last_seq, REPLAY_PAGE)
+            for group in page:
+                await self.conn.send_now(self.hub.history_frame(group))
+            sent += len(page)
+            if len(page) < REPLAY_PAGE:
+                break
+            after_seq = self.conn.last_seq
+            await asyncio.sleep(0)  # let other requests in between pages
+        return sent
+
+    async def _read_loop(self) -> None:
+        while self.conn.is_open:
+            message = await self.ws.receive()
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            frame = await self._accept(message)
+            if frame is not None:
+                await self._handle(frame)
+
+    async def _accept(self, message: WSMessage) -> ClientFrame | None:
+        """Check one incoming message; None when it was refused (or the socket closes)."""
+        self.conn.last_received = time.monotonic()
+        if message.type is WSMsgType.ERROR:
+            # aiohttp has already closed the socket (1009 for an oversize frame).
+            self.metrics.bad_frames.labels("protocol").inc()
+            return None
+        if message.type is WSMsgType.BINARY:
+            self.metrics.bad_frames.labels("binary").inc()
+            await self.conn.close(CloseCode.UNSUPPORTED_DATA, "text frames only")
+            return None
+        if message.type is not WSMsgType.TEXT:
+            return None
+        self.metrics.frames_received.inc()
+        if not self.limiter.allow():
+            self.metrics.bad_frames.labels("rate_limited").inc()
+            if self.limiter.flooding:
+                await self.conn.close(CloseCode.POLICY_VIOLATION, "too many frames")
+            else:
+                await self._error("rate_limited", "too many frames; slow down")
+            return None
+        try:
+            return protocol.parse_client_frame(message.data)
+        except BadFrame as exc:
+            self.metrics.bad_frames.labels(exc.code).inc()
+            await self._error(exc.code, exc.message)
+            return None
+
+    async def _error(self, code: str, message: str) -> None:
+        # One error frame a second at most: a misbehaving client must not make us flood it.
+        now = time.monotonic()
+        if now - self._last_error_at >= 1.0:
+            self._last_error_at = now
+            self.conn.offer(Outbound(protocol.error(code, message)))
+
+    async def _handle(self, frame: ClientFrame) -> None:
+        try:
+            if frame.type == "resume":
+                await self._resume(resume_point(frame))
+                self._acknowledge(frame)
+                return
+            self._history_end = None  # a resume is only ever the first frame
+            if frame.type == "ping":
+                self.conn.offer(Outbound(protocol.PONG))
+            elif frame.type != "pong":
+                await self._handle_frame(self.user_id, frame)
+            self._acknowledge(frame)
+        except BadFrame as exc:
+            self.metrics.bad_frames.labels(exc.code).inc()
+            await self._error(exc.code, exc.message)
+
+    def _acknowledge(self, frame: ClientFrame) -> None:
+        if frame.client_msg_id is not None:
+            self.conn.offer(Outbound(protocol.control("ack", client_msg_id=frame.client_msg_id)))
+
+
+def resume_point(frame: ClientFrame) -> ResumePoint:
+    """A `resume` frame's `last_seq` (preferred) or `last_id`."""
+    if frame.has("last_seq"):
+        return ResumePoint(frame.id_field("last_seq"), by_seq=True)
+    return ResumePoint(frame.id_field("last_id"), by_seq=False)
