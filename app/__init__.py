@@ -155,8 +155,13 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     sessions.on_revoke(sessions_ended)
     notifier.start()
     acks.start()
-    hub.start(sessions.ended_among, StoreHistory(db))
-    if app[keys.SETTINGS].demo:
+    settings = app[keys.SETTINGS]
+    hub.start(
+        sessions.ended_among,
+        StoreHistory(db),
+        catch_up_seconds=0.0 if broker.lossless else settings.ws_catch_up_seconds,
+    )
+    if settings.demo:
         await seed_demo(app)
     yield
     await hub.stop_loops()

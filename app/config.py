@@ -63,6 +63,9 @@ class Settings:
     # `replay_truncated` frame; at most `ws_replay_concurrency` replays run at once.
     ws_replay_limit: int = 1000
     ws_replay_concurrency: int = 4
+    # With a broker that can lose messages unnoticed (not the in-process one), every socket
+    # is checked against the store this often, besides after every broker reconnect.
+    ws_catch_up_seconds: float = 30.0
     # Client message ids remembered per user (the oldest are forgotten past this).
     client_messages_per_user: int = 1000
     # Maintenance jobs (interrupted payments, pruning) run this often, in one process.

@@ -33,6 +33,11 @@ class Broker(Protocol):
         """False while the broker cannot reach other processes (health: degraded)."""
         ...
 
+    @property
+    def lossless(self) -> bool:
+        """True when no message can ever be lost (then no periodic catch-up is needed)."""
+        ...
+
 
 class InProcessBroker:
     def __init__(self) -> None:
@@ -53,4 +58,8 @@ class InProcessBroker:
 
     @property
     def up(self) -> bool:
+        return True
+
+    @property
+    def lossless(self) -> bool:
         return True

@@ -46,9 +46,6 @@ class HubSettings:
     shutdown_spread_seconds: float = 10.0
     shutdown_batch_size: int = 200
     replay_concurrency: int = 4
-    # How often every socket is checked against the store for notifications a broker lost
-    # without noticing (0: never; the in-process broker loses nothing).
-    catch_up_seconds: float = 0.0
 
     @property
     def heartbeat_check_seconds(self) -> float:
@@ -224,19 +221,26 @@ class Hub:
 
     # --- background loops -------------------------------------------------------------
 
-    def start(self, check_sessions: SessionChecker, history: History) -> None:
+    def start(
+        self, check_sessions: SessionChecker, history: History, catch_up_seconds: float = 0.0
+    ) -> None:
+        """Start the loops. `catch_up_seconds` > 0: every socket is checked against the store
+        that often, for what a broker lost without noticing (the in-process one loses
+        nothing)."""
         self._history = history
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="hub-dispatch"),
             asyncio.create_task(self._heartbeat_loop(), name="hub-heartbeat"),
             asyncio.create_task(self._session_loop(check_sessions), name="hub-sessions"),
         ]
-        if self.settings.catch_up_seconds > 0:
-            self._tasks.append(asyncio.create_task(self._catch_up_loop(), name="hub-catch-up"))
+        if catch_up_seconds > 0:
+            self._tasks.append(
+                asyncio.create_task(self._catch_up_loop(catch_up_seconds), name="hub-catch-up")
+            )
 
-    async def _catch_up_loop(self) -> None:
+    async def _catch_up_loop(self, interval: float) -> None:
         while True:
-            await asyncio.sleep(self.settings.catch_up_seconds)
+            await asyncio.sleep(interval)
             self.on_broker_message(CatchUp())
 
     async def _heartbeat_loop(self) -> None:
