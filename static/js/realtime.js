@@ -8,8 +8,8 @@
 // Tabs of one browser share one socket: the tab holding the Web Lock "rt-leader:<user>" runs
 // the RealtimeSocket and relays every frame and status over a BroadcastChannel; the others
 // send their messages through it. When the leader tab goes, the next tab in the lock's queue
-// takes over and resumes from the last id the old leader stored. Without Web Locks or
-// BroadcastChannel, every tab has its own socket.
+// takes over and resumes from the position (seq, or id) the old leader stored. Without Web
+// Locks or BroadcastChannel, every tab has its own socket.
 
 import { RealtimeSocket } from "./socket.js";
 import { newMessageId } from "./outbox.js";
@@ -61,7 +61,11 @@ export class TabClient {
     this.status = "connecting";
     // The newest notification already on the server-rendered page: not replayed, not shown again.
     this.renderedId = Number.isSafeInteger(lastId) && lastId > 0 ? lastId : 0;
-    this.lastSeenId = this.renderedId; // per tab: frames relayed twice are shown once
+    // Per tab: frames relayed twice are shown once. By seq once one is known (the per-user
+    // order), by id before (the page knows only the ids it was rendered with) and for frames
+    // from a server that sends no seq.
+    this.lastSeenId = this.renderedId;
+    this.lastSeenSeq = 0;
     this.pending = new Map(); // follower: client_msg_id -> message, until the leader says acked
     this.visibleTabs = new Set(); // leader: the other tabs that say they are visible
     this.releaseLock = null;
@@ -253,8 +257,16 @@ export class TabClient {
   }
 
   deliver(frame) {
-    if (typeof frame?.id !== "number" || frame.id <= this.lastSeenId) return;
-    this.lastSeenId = frame.id;
+    if (typeof frame?.id !== "number") return;
+    if (Number.isSafeInteger(frame.seq) && frame.seq >= 0) {
+      if (this.lastSeenSeq ? frame.seq <= this.lastSeenSeq : frame.id <= this.lastSeenId) return;
+      this.lastSeenSeq = frame.seq;
+      this.lastSeenId = Math.max(this.lastSeenId, frame.id);
+    } else {
+      if (frame.id <= this.lastSeenId) return;
+      this.lastSeenId = frame.id;
+      this.lastSeenSeq = 0;
+    }
     dispatchFrame(frame, this.callbacks);
   }
 

@@ -1,5 +1,6 @@
 // One WebSocket to /ws that stays up: reconnects with backoff, resumes from the last
-// notification id it processed (kept in storage, so a reload resumes too), drops duplicates,
+// notification it processed (its per-user seq, or its id when no seq is known yet; kept in
+// storage, so a reload resumes too), drops duplicates by seq,
 // answers heartbeats and notices a dead link by their absence, and keeps user messages in an
 // outbox until the server acknowledges them. Stops for good on close code 4401.
 //
@@ -9,7 +10,8 @@
 // Events (it is an EventTarget):
 //   "status"  detail: {status, retryIn}   status: connecting | open | reconnecting | offline |
 //                                          signed-out | closed
-//   "frame"   detail: a notification frame (id not null), each id once, in order
+//   "frame"   detail: a notification frame (id not null), each seq (or, from a server that
+//                     sends no seq, each id) once, in order
 //   "control" detail: any other server frame (welcome, notification_read, replay_done,
 //                     replay_truncated, error, ...)
 //
@@ -55,8 +57,18 @@ export class RealtimeSocket extends EventTarget {
     this.lastIdKey = o.lastIdKey ?? "rt-last-id";
     this.outbox = o.outbox ?? new Outbox({ storage: this.storage, key: o.outboxKey ?? "rt-outbox",
       maxEnqueuedMessages: o.maxEnqueuedMessages, warn: o.warn, random: this.random });
-    // Resume after the newer of the stored id and `lastId` (what the page was rendered with).
-    this.lastId = Math.max(this.readLastId(), Number.isSafeInteger(o.lastId) ? o.lastId : 0);
+    // The position: the last notification processed, by id and by the user's seq (0: not
+    // known). Resume after the newer of the stored one and `lastId` (the newest id the page was
+    // rendered with). A page rendered with a newer id than the stored one shows notifications
+    // the stored seq does not cover: then it resumes by that id, and the stored seq is dropped.
+    const stored = this.readPosition();
+    const rendered = Number.isSafeInteger(o.lastId) && o.lastId > 0 ? o.lastId : 0;
+    this.lastId = stored.id;
+    this.lastSeq = stored.seq;
+    if (rendered > stored.id) {
+      this.lastId = rendered;
+      this.lastSeq = 0;
+    }
     this.status = "idle";
     this.ws = null;
     this.attempt = 0;
@@ -285,7 +297,7 @@ export class RealtimeSocket extends EventTarget {
     const separator = this.url.includes("?") ? "&" : "?";
     let ws;
     try {
-      ws = new this.WebSocketImpl(`${this.url}${separator}last_id=${this.lastId}`);
+      ws = new this.WebSocketImpl(`${this.url}${separator}${this.resumeQuery()}`);
     } catch {
       this.scheduleReconnect(null);
       return;
@@ -296,6 +308,12 @@ export class RealtimeSocket extends EventTarget {
     ws.onerror = () => {}; // a close event always follows
     // No welcome in time: treat as a dead link.
     this.armTimer("dead", this.options.connectTimeout, () => this.deadLink(ws));
+  }
+
+  // By seq when one is known (the server's order), else by id (a fresh page, old storage, or a
+  // server that sends no seq).
+  resumeQuery() {
+    return this.lastSeq > 0 ? `last_seq=${this.lastSeq}` : `last_id=${this.lastId}`;
   }
 
   onMessage(ws, event) {
@@ -315,6 +333,8 @@ export class RealtimeSocket extends EventTarget {
     switch (frame.type) {
       case "welcome":
         if (typeof frame.heartbeat === "number" && frame.heartbeat > 0) this.heartbeat = frame.heartbeat;
+        // Nothing newer than what we hold (by id: we asked by id): the welcome's seq is ours.
+        if (!this.lastSeq && isPosition(frame.last_id) && frame.last_id <= this.lastId) this.adoptSeq(frame);
         this.armDeadLinkTimer(ws);
         this.setStatus("open");
         this.armTimer("stable", this.options.stableAfter, () => { this.attempt = 0; });
@@ -333,8 +353,12 @@ export class RealtimeSocket extends EventTarget {
       case "error":
         if (frame.code === "rate_limited") this.onRateLimited();
         break;
+      case "replay_done":
+        // Everything up to its last_seq has been sent on this socket, before it.
+        this.adoptSeq(frame);
+        break;
       default:
-        // replay_truncated, replay_done, notification_read, ...: for the page to show.
+        // replay_truncated, notification_read, ...: for the page to show.
         break;
     }
     this.dispatchEvent(new CustomEvent("control", { detail: frame }));
@@ -354,9 +378,19 @@ export class RealtimeSocket extends EventTarget {
   }
 
   onNotification(frame) {
-    if (typeof frame.id !== "number" || frame.id <= this.lastId) return; // a duplicate
-    this.lastId = frame.id;
-    this.writeLastId();
+    if (typeof frame.id !== "number") return;
+    if (isPosition(frame.seq)) {
+      // The seq orders (per user); the id only when no seq is known yet.
+      if (this.lastSeq ? frame.seq <= this.lastSeq : frame.id <= this.lastId) return; // a duplicate
+      this.lastSeq = frame.seq;
+      this.lastId = Math.max(this.lastId, frame.id);
+    } else {
+      // A server that sends no seq: ids order, and a seq we hold no longer says where we are.
+      if (frame.id <= this.lastId) return; // a duplicate
+      this.lastId = frame.id;
+      this.lastSeq = 0;
+    }
+    this.writePosition();
     this.pendingAck = frame.id;
     if (!this.timers.ack) this.armTimer("ack", this.options.ackDelay, () => this.flushAck());
     this.dispatchEvent(new CustomEvent("frame", { detail: frame }));
@@ -429,15 +463,29 @@ export class RealtimeSocket extends EventTarget {
     this.dispatchEvent(new CustomEvent("status", { detail: { status, retryIn } }));
   }
 
-  readLastId() {
-    const raw = this.storage?.getItem(this.lastIdKey);
-    const value = Number.parseInt(raw ?? "0", 10);
-    return Number.isSafeInteger(value) && value > 0 ? value : 0;
+  // The server's (last_id, last_seq) from a welcome or replay_done, when its seq is newer.
+  adoptSeq(frame) {
+    if (!isPosition(frame.last_seq) || frame.last_seq <= this.lastSeq) return;
+    this.lastSeq = frame.last_seq;
+    if (isPosition(frame.last_id)) this.lastId = Math.max(this.lastId, frame.last_id);
+    this.writePosition();
   }
 
-  writeLastId() {
+  // Stored as "<id>:<seq>", or "<id>" alone when no seq is known (what older versions stored,
+  // and still read: parseInt takes the id). Anything else counts as nothing stored.
+  readPosition() {
+    const raw = this.storage?.getItem(this.lastIdKey);
+    const match = /^(\d+)(?::(\d+))?$/.exec(raw ?? "");
+    if (!match) return { id: 0, seq: 0 };
+    const id = Number(match[1]);
+    const seq = match[2] === undefined ? 0 : Number(match[2]);
+    if (!Number.isSafeInteger(id)) return { id: 0, seq: 0 };
+    return { id, seq: Number.isSafeInteger(seq) ? seq : 0 };
+  }
+
+  writePosition() {
     try {
-      this.storage?.setItem(this.lastIdKey, String(this.lastId));
+      this.storage?.setItem(this.lastIdKey, this.lastSeq ? `${this.lastId}:${this.lastSeq}` : String(this.lastId));
     } catch {
       // storage full: resume from memory this session
     }
@@ -461,6 +509,11 @@ export class RealtimeSocket extends EventTarget {
   clearAllTimers() {
     for (const name of Object.keys(this.timers)) this.clearTimer(name);
   }
+}
+
+// A notification id or seq: a whole number, 0 or more.
+function isPosition(value) {
+  return Number.isSafeInteger(value) && value >= 0;
 }
 
 function byteLength(text) {

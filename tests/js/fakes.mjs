@@ -124,7 +124,7 @@ export function makeWebSocketClass() {
 
     welcome(extra = {}) {
       if (this.readyState === FakeWebSocket.CONNECTING) this.open();
-      return this.deliver({ type: "welcome", id: null, user_id: 7, heartbeat: 25, unread: 0, last_id: 0, ...extra });
+      return this.deliver({ type: "welcome", id: null, user_id: 7, heartbeat: 25, unread: 0, last_id: 0, last_seq: 0, ...extra });
     }
 
     serverClose(code = 1006, reason = "") {

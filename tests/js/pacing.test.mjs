@@ -46,8 +46,9 @@ function setup({ storage = new MemoryStorage(), clock = new FakeClock(1_000_000)
   };
 }
 
-const notification = (id) => ({
+const notification = (id, extra = {}) => ({
   id, type: "notification", key: null, unread: id, data: { message: `#${id}` }, created_at: "2026-11-25T19:31:15Z",
+  ...extra,
 });
 
 // Runs the fake clock in small steps until `done()` or `limit` ms have passed.
@@ -248,4 +249,20 @@ test("replay_truncated is a control frame: no error, no reconnect, no frame, res
   assert.deepEqual(frames.map((f) => f.id), [30_001, 30_002, 30_003]);
   assert.equal(storage.getItem("rt-last-id"), "30003");
   assert.equal(env.WS.instances.length, 1);
+});
+
+test("with seqs, replay_truncated leaves the resume position alone and replay_done's last_seq becomes it", () => {
+  const storage = new MemoryStorage({ "rt-last-id": "100:40" });
+  const env = setup({ storage });
+  assert.equal(env.ws.url, "/ws?last_seq=40");
+  env.ws.welcome({ last_id: 31_000, last_seq: 20_043 });
+  const frames = [];
+  env.socket.addEventListener("frame", (event) => frames.push(event.detail));
+  env.ws.deliver({ type: "replay_truncated", id: null, skipped: 20_000, last_id: 30_000, last_seq: 20_040 });
+  assert.equal(storage.getItem("rt-last-id"), "100:40");
+  for (let n = 1; n <= 3; n += 1) env.ws.deliver(notification(30_000 + n, { seq: 20_040 + n }));
+  env.ws.deliver({ type: "replay_done", id: null, count: 3, last_id: 30_003, last_seq: 20_043 });
+  assert.deepEqual(frames.map((f) => f.seq), [20_041, 20_042, 20_043]);
+  assert.equal(storage.getItem("rt-last-id"), "30003:20043");
+  assert.equal(env.socket.status, "open");
 });

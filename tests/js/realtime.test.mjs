@@ -63,6 +63,9 @@ const frame = (id, type = "notification", extra = {}) => ({
   ...extra,
 });
 
+// A frame as the server sends it now: its per-user seq beside its id.
+const seqFrame = (id, seq, type = "notification") => frame(id, type, { seq });
+
 const sentWithId = (ws, clientMsgId) => ws.frames.filter((m) => m.client_msg_id === clientMsgId);
 
 // --- one socket for many tabs --------------------------------------------------------------
@@ -152,12 +155,12 @@ test("a message sent before the tab is elected leader is sent once it leads", as
 
 // --- hand-over -----------------------------------------------------------------------------
 
-test("when the leader tab closes, another tab leads, resumes from the stored last id and re-sends unacked messages", async () => {
+test("when the leader tab closes, another tab leads, resumes from the stored last seq and re-sends unacked messages", async () => {
   const env = makeEnv();
   const [a, b, c] = await openTabs(env, 3);
   const first = env.ws;
   first.welcome();
-  for (const id of [1, 2, 3]) first.deliver(frame(id));
+  for (const id of [1, 2, 3]) first.deliver(seqFrame(id, id));
   const id = c.rt.sendMessage({ type: "mark_read", ids: [2] });
   await settle();
   assert.equal(sentWithId(first, id).length, 1, "sent over the first socket, never acknowledged");
@@ -170,13 +173,13 @@ test("when the leader tab closes, another tab leads, resumes from the stored las
   assert.deepEqual(b.log.leader, [true]);
   assert.equal(env.sockets.length, 2, "exactly one new socket");
   const second = env.ws;
-  assert.equal(second.url, "/ws?last_id=3", "resumes from the id the old leader stored");
+  assert.equal(second.url, "/ws?last_seq=3", "resumes from the seq the old leader stored");
 
   second.welcome();
   await settle();
   assert.deepEqual(sentWithId(second, id), [{ type: "mark_read", ids: [2], client_msg_id: id }], "re-sent once");
 
-  second.deliver(frame(3)).deliver(frame(4, "booking_update"));
+  second.deliver(seqFrame(3, 3)).deliver(seqFrame(4, 4, "booking_update"));
   await settle();
   for (const tab of [b, c]) {
     assert.deepEqual(tab.log.notification, [1, 2, 3], "nothing shown twice");
@@ -233,6 +236,45 @@ test("no tab shows a frame twice when a new leader replays frames it already rel
   await settle();
   assert.deepEqual(b.log.notification, [1, 2, 3, 4]);
   assert.deepEqual(c.log.notification, [1, 2, 3, 4]);
+});
+
+test("without a stored seq the new leader resumes by the stored id (older server, older storage)", async () => {
+  const env = makeEnv();
+  const [a] = await openTabs(env, 2);
+  env.ws.welcome();
+  for (const id of [1, 2, 3]) env.ws.deliver(frame(id));
+  await settle();
+  a.rt.close();
+  await settle();
+  assert.equal(env.ws.url, "/ws?last_id=3");
+});
+
+test("relayed frames are shown once per tab by seq: a repeated seq is dropped, a lower id with a higher seq is not", async () => {
+  const env = makeEnv();
+  const [a, b, c] = await openTabs(env, 3);
+  env.ws.welcome();
+  env.ws.deliver(seqFrame(50, 1)).deliver(seqFrame(40, 2));
+  await settle();
+  for (const tab of [a, b, c]) assert.deepEqual(tab.log.notification, [50, 40]);
+  // The same frames relayed once more (a new leader replaying what the old one relayed).
+  for (const tab of [b, c]) {
+    tab.rt.tab.onChannel({ kind: "frame", frame: seqFrame(40, 2) });
+    tab.rt.tab.onChannel({ kind: "frame", frame: seqFrame(60, 2) });
+    tab.rt.tab.onChannel({ kind: "frame", frame: seqFrame(45, 3) });
+    assert.deepEqual(tab.log.notification, [50, 40, 45]);
+  }
+});
+
+test("a follower rendered with a newer id than the relayed frames skips those by id, then goes by seq", async () => {
+  const env = makeEnv();
+  const [leader] = await openTabs(env, 1);
+  const follower = env.openTab({ lastId: 12 });
+  await settle();
+  env.ws.welcome();
+  env.ws.deliver(seqFrame(11, 5)).deliver(seqFrame(12, 6)).deliver(seqFrame(13, 7)).deliver(seqFrame(9, 8));
+  await settle();
+  assert.deepEqual(leader.log.notification, [11, 12, 13, 9]);
+  assert.deepEqual(follower.log.notification, [13, 9], "what its page shows is not shown again");
 });
 
 test("a tab closed before its turn never becomes leader", async () => {
@@ -444,11 +486,11 @@ test("connectRealtime returns isConnected, sendMessage and close", async () => {
   assert.equal(env.ws.isClosed, true);
 });
 
-test("the leader keeps the last id and outbox under per-user keys in localStorage", async () => {
+test("the leader keeps the position (id:seq) and outbox under per-user keys in localStorage", async () => {
   const env = makeEnv();
   await openTabs(env, 1);
-  env.ws.welcome().deliver(frame(17));
-  assert.equal(env.browser.localStorage.getItem(`rt-last-id:${USER}`), "17");
+  env.ws.welcome().deliver(seqFrame(17, 4));
+  assert.equal(env.browser.localStorage.getItem(`rt-last-id:${USER}`), "17:4");
   assert.ok(env.browser.localStorage instanceof MemoryStorage);
 });
 
@@ -462,6 +504,26 @@ test("a page rendered with notifications up to id N resumes after N and shows no
   env.ws.deliver(frame(5)).deliver(frame(6));
   await settle();
   assert.deepEqual(tab.log.notification, [6]);
+});
+
+test("a page rendered with a newer id than the stored position resumes by that id, not by the stored seq", async () => {
+  const env = makeEnv();
+  env.browser.localStorage.setItem(`rt-last-id:${USER}`, "5:2");
+  const [tab] = await openTabs(env, 1, { lastId: 8 });
+  assert.equal(env.ws.url, "/ws?last_id=8");
+  env.ws.welcome({ last_id: 9, last_seq: 5 });
+  env.ws.deliver(seqFrame(8, 4)).deliver(seqFrame(9, 5));
+  env.ws.deliver({ type: "replay_done", id: null, count: 2, last_id: 9, last_seq: 5 });
+  await settle();
+  assert.deepEqual(tab.log.notification, [9]);
+  assert.equal(env.browser.localStorage.getItem(`rt-last-id:${USER}`), "9:5");
+});
+
+test("a page rendered with an older id than the stored position resumes by the stored seq", async () => {
+  const env = makeEnv();
+  env.browser.localStorage.setItem(`rt-last-id:${USER}`, "20:7");
+  await openTabs(env, 1, { lastId: 18 });
+  assert.equal(env.ws.url, "/ws?last_seq=7");
 });
 
 test("signing out in one tab marks the other tabs signed out, and none of them takes the socket over", async () => {

@@ -43,6 +43,9 @@ const notification = (id, extra = {}) => ({
   created_at: "2026-11-25T19:31:15Z", ...extra,
 });
 
+// A notification frame as the server sends it now: its per-user seq beside its id.
+const withSeq = (id, seq, extra = {}) => notification(id, { seq, ...extra });
+
 // Closes the current socket abruptly and returns the reconnect delay the socket chose.
 function dropAndReadDelay(env, code = 1006, reason = "") {
   env.ws.serverClose(code, reason);
@@ -52,22 +55,39 @@ function dropAndReadDelay(env, code = 1006, reason = "") {
 
 // --- connecting ----------------------------------------------------------------------------
 
-test("it connects to /ws with the last id kept in storage", () => {
-  const env = setup({ storage: new MemoryStorage({ "rt-last-id": "42" }) });
+test("it connects to /ws with the last seq kept in storage", () => {
+  const env = setup({ storage: new MemoryStorage({ "rt-last-id": "42:7" }) });
   assert.equal(env.sockets, 1);
-  assert.equal(env.ws.url, "/ws?last_id=42");
+  assert.equal(env.ws.url, "/ws?last_seq=7");
 });
 
-test("without a stored id it asks to resume from 0, and junk in storage counts as 0", () => {
+test("an old plain-integer stored value (an id, no seq) resumes by last_id", () => {
+  const env = setup({ storage: new MemoryStorage({ "rt-last-id": "42" }) });
+  assert.equal(env.ws.url, "/ws?last_id=42");
+  env.ws.welcome({ last_id: 45, last_seq: 9 });
+  env.ws.deliver(withSeq(42, 6)).deliver(withSeq(43, 7));
+  assert.deepEqual(env.frames.map((f) => f.id), [43], "before any seq is known, ids decide: 42 is a repeat");
+  assert.equal(env.storage.getItem("rt-last-id"), "43:7", "from then on, the seq is stored beside the id");
+  env.ws.deliver(withSeq(44, 8));
+  assert.deepEqual(env.frames.map((f) => f.id), [43, 44]);
+});
+
+test("without a stored position it asks to resume from id 0, and junk in storage counts as nothing", () => {
   assert.equal(setup().ws.url, "/ws?last_id=0");
-  for (const junk of ["abc", "-5", "", "0", "9007199254740993"]) {
+  for (const junk of ["abc", "-5", "", "0", "9007199254740993", "12:", ":5", "12:5:1", "12:abc", "1.5", " 12", "12:-3"]) {
     assert.equal(setup({ storage: new MemoryStorage({ "rt-last-id": junk }) }).ws.url, "/ws?last_id=0", junk);
   }
+  assert.equal(setup({ storage: new MemoryStorage({ "rt-last-id": "12:9007199254740993" }) }).ws.url, "/ws?last_id=12",
+    "a seq out of range is dropped, the id kept");
+  assert.equal(setup({ storage: new MemoryStorage({ "rt-last-id": "12:0" }) }).ws.url, "/ws?last_id=12",
+    "seq 0 is no seq (seqs start at 1)");
 });
 
-test("a url that already has a query string gets last_id appended with &", () => {
-  const env = setup({ url: "wss://example.test/ws?v=2", storage: new MemoryStorage({ "rt-last-id": "9" }) });
-  assert.equal(env.ws.url, "wss://example.test/ws?v=2&last_id=9");
+test("a url that already has a query string gets the resume point appended with &", () => {
+  const byId = setup({ url: "wss://example.test/ws?v=2", storage: new MemoryStorage({ "rt-last-id": "9" }) });
+  assert.equal(byId.ws.url, "wss://example.test/ws?v=2&last_id=9");
+  const bySeq = setup({ url: "wss://example.test/ws?v=2", storage: new MemoryStorage({ "rt-last-id": "9:4" }) });
+  assert.equal(bySeq.ws.url, "wss://example.test/ws?v=2&last_seq=4");
 });
 
 test("nothing connects until start() is called", () => {
@@ -251,7 +271,28 @@ test("4401 before the welcome also stops for good", () => {
 
 // --- frames, resume, dedupe ----------------------------------------------------------------
 
-test("frames with an id at or below the last processed id are dropped", () => {
+test("a frame whose seq is at or below the last processed seq is dropped", () => {
+  const env = setup();
+  env.ws.welcome();
+  for (const seq of [1, 2, 2, 1, 3, 3, 5, 4]) env.ws.deliver(withSeq(100 + seq, seq));
+  assert.deepEqual(env.frames.map((f) => f.seq), [1, 2, 3, 5]);
+  assert.deepEqual(env.frames[0], withSeq(101, 1), "the frame is passed on as received");
+  assert.equal(env.socket.lastSeq, 5);
+  assert.equal(env.socket.lastId, 105);
+});
+
+test("a frame with a lower id but a higher seq is not dropped: the seq orders, not the id", () => {
+  const env = setup({ ackDelay: 200 });
+  env.ws.welcome();
+  env.ws.deliver(withSeq(50, 1)).deliver(withSeq(40, 2)).deliver(withSeq(50, 1)).deliver(withSeq(60, 2));
+  assert.deepEqual(env.frames.map((f) => [f.id, f.seq]), [[50, 1], [40, 2]]);
+  assert.equal(env.socket.lastId, 50, "the id kept is the highest one seen");
+  assert.equal(env.storage.getItem("rt-last-id"), "50:2");
+  env.clock.advance(200);
+  assert.deepEqual(env.ws.frames, [{ type: "ack", id: 40 }], "the ack carries the notification id, as before");
+});
+
+test("frames from a server that sends no seq: an id at or below the last processed id is dropped", () => {
   const env = setup();
   env.ws.welcome();
   for (const id of [1, 2, 2, 1, 3, 3, 5, 4]) env.ws.deliver(notification(id));
@@ -259,7 +300,23 @@ test("frames with an id at or below the last processed id are dropped", () => {
   assert.deepEqual(env.frames[0], notification(1), "the frame is passed on as received");
 });
 
-test("the last processed id is kept in storage and a new socket on the same storage resumes from it", () => {
+test("the last processed id and seq are kept in storage and a new socket on the same storage resumes from the seq", () => {
+  const storage = new MemoryStorage();
+  const first = setup({ storage });
+  first.ws.welcome();
+  first.ws.deliver(withSeq(11, 3)).deliver(withSeq(12, 4));
+  assert.equal(storage.getItem("rt-last-id"), "12:4");
+  first.socket.close();
+
+  const second = setup({ storage });
+  assert.equal(second.ws.url, "/ws?last_seq=4");
+  assert.equal(second.socket.lastId, 12);
+  second.ws.welcome({ last_id: 13, last_seq: 5 });
+  second.ws.deliver(withSeq(12, 4)).deliver(withSeq(13, 5));
+  assert.deepEqual(second.frames.map((f) => f.id), [13], "a replayed seq 4 is not shown again");
+});
+
+test("from a server that sends no seq, the last id is stored as a plain integer and resumed from", () => {
   const storage = new MemoryStorage();
   const first = setup({ storage });
   first.ws.welcome();
@@ -274,7 +331,25 @@ test("the last processed id is kept in storage and a new socket on the same stor
   assert.deepEqual(second.frames.map((f) => f.id), [13], "a replayed 12 is not shown again");
 });
 
-test("a reconnect resumes from the last id processed on the previous connection", () => {
+test("a frame without a seq after seq-bearing ones makes the next resume go by id", () => {
+  const env = setup({ random: () => 0 });
+  env.ws.welcome();
+  env.ws.deliver(withSeq(20, 5)).deliver(notification(21));
+  assert.deepEqual(env.frames.map((f) => f.id), [20, 21]);
+  assert.equal(env.storage.getItem("rt-last-id"), "21", "the seq no longer says where we are");
+  env.clock.advance(dropAndReadDelay(env));
+  assert.equal(env.ws.url, "/ws?last_id=21");
+});
+
+test("a reconnect resumes from the last seq processed on the previous connection", () => {
+  const env = setup({ random: () => 0 });
+  env.ws.welcome();
+  env.ws.deliver(withSeq(30, 8)).deliver(withSeq(31, 9));
+  env.clock.advance(dropAndReadDelay(env));
+  assert.equal(env.ws.url, "/ws?last_seq=9");
+});
+
+test("a reconnect with no seq seen yet resumes from the last id", () => {
   const env = setup({ random: () => 0 });
   env.ws.welcome();
   env.ws.deliver(notification(30)).deliver(notification(31));
@@ -282,13 +357,96 @@ test("a reconnect resumes from the last id processed on the previous connection"
   assert.equal(env.ws.url, "/ws?last_id=31");
 });
 
-test("the storage key for the last id can be chosen", () => {
+test("the storage key for the position can be chosen", () => {
   const storage = new MemoryStorage({ "rt-last-id:7": "5" });
   const env = setup({ storage, lastIdKey: "rt-last-id:7" });
   assert.equal(env.ws.url, "/ws?last_id=5");
-  env.ws.welcome().deliver(notification(6));
-  assert.equal(storage.getItem("rt-last-id:7"), "6");
+  env.ws.welcome().deliver(withSeq(6, 2));
+  assert.equal(storage.getItem("rt-last-id:7"), "6:2");
   assert.equal(storage.getItem("rt-last-id"), null);
+});
+
+// --- the page's rendered id ----------------------------------------------------------------
+
+test("a page rendered with a newer id than the stored one resumes by that id, never by the stale seq", () => {
+  const storage = new MemoryStorage({ "rt-last-id": "40:10" });
+  const env = setup({ storage, lastId: 45 });
+  assert.equal(env.ws.url, "/ws?last_id=45");
+  assert.equal(env.socket.lastSeq, 0);
+  env.ws.welcome({ last_id: 47, last_seq: 14 });
+  env.ws.deliver(withSeq(45, 12)).deliver(withSeq(46, 13)).deliver(withSeq(47, 14));
+  assert.deepEqual(env.frames.map((f) => f.id), [46, 47], "what the page shows is not shown again");
+  assert.equal(storage.getItem("rt-last-id"), "47:14");
+});
+
+test("a page rendered with an id at or below the stored one resumes by the stored seq", () => {
+  for (const lastId of [0, 30, 40]) {
+    const env = setup({ storage: new MemoryStorage({ "rt-last-id": "40:10" }), lastId });
+    assert.equal(env.ws.url, "/ws?last_seq=10", String(lastId));
+    assert.equal(env.socket.lastId, 40);
+  }
+});
+
+test("a page rendered with a newer id than an old plain-integer stored id resumes by the rendered id", () => {
+  const env = setup({ storage: new MemoryStorage({ "rt-last-id": "40" }), lastId: 45 });
+  assert.equal(env.ws.url, "/ws?last_id=45");
+});
+
+// --- the server's position -----------------------------------------------------------------
+
+test("replay_done's last_seq is adopted when newer, with its last_id", () => {
+  const storage = new MemoryStorage();
+  const env = setup({ storage, lastId: 45, random: () => 0 });
+  assert.equal(env.ws.url, "/ws?last_id=45");
+  env.ws.welcome({ last_id: 45, last_seq: 0 });
+  env.ws.deliver({ type: "replay_done", id: null, count: 0, last_id: 45, last_seq: 12 });
+  assert.equal(env.socket.lastSeq, 12);
+  assert.equal(storage.getItem("rt-last-id"), "45:12");
+  assert.equal(env.controls.at(-1).type, "replay_done", "still passed on to the page");
+  env.ws.deliver(withSeq(44, 12)).deliver(withSeq(46, 13));
+  assert.deepEqual(env.frames.map((f) => f.seq), [13]);
+  env.clock.advance(dropAndReadDelay(env));
+  assert.equal(env.ws.url, "/ws?last_seq=13");
+});
+
+test("replay_done's last_seq is not adopted when it is not newer, nor when it is missing or bad", () => {
+  const storage = new MemoryStorage({ "rt-last-id": "50:20" });
+  const env = setup({ storage });
+  env.ws.welcome({ last_id: 50, last_seq: 20 });
+  for (const last_seq of [20, 19, undefined, null, "30", -1, 1.5]) {
+    env.ws.deliver({ type: "replay_done", id: null, count: 0, last_id: 60, last_seq });
+    assert.equal(env.socket.lastSeq, 20, String(last_seq));
+    assert.equal(env.socket.lastId, 50, String(last_seq));
+  }
+  assert.equal(storage.getItem("rt-last-id"), "50:20");
+});
+
+test("after a replay, replay_done's last_seq covers what the replay sent", () => {
+  const storage = new MemoryStorage({ "rt-last-id": "100" });
+  const env = setup({ storage });
+  env.ws.welcome({ last_id: 103, last_seq: 33 });
+  assert.equal(env.socket.lastSeq, 0, "a replay follows: the welcome's seq is not ours yet");
+  for (const [id, seq] of [[101, 31], [102, 32], [103, 33]]) env.ws.deliver(withSeq(id, seq));
+  env.ws.deliver({ type: "replay_done", id: null, count: 3, last_id: 103, last_seq: 33 });
+  assert.deepEqual(env.frames.map((f) => f.id), [101, 102, 103], "no replayed frame dropped");
+  assert.equal(storage.getItem("rt-last-id"), "103:33");
+});
+
+test("a welcome with nothing newer than the id asked for gives its seq; one with newer ones does not", () => {
+  const uptoDate = setup({ storage: new MemoryStorage({ "rt-last-id": "70" }) });
+  uptoDate.ws.welcome({ last_id: 70, last_seq: 25 });
+  assert.equal(uptoDate.socket.lastSeq, 25);
+  assert.equal(uptoDate.storage.getItem("rt-last-id"), "70:25");
+
+  const behind = setup({ storage: new MemoryStorage({ "rt-last-id": "70" }) });
+  behind.ws.welcome({ last_id: 72, last_seq: 27 });
+  assert.equal(behind.socket.lastSeq, 0);
+  behind.ws.deliver(withSeq(71, 26)).deliver(withSeq(72, 27));
+  assert.deepEqual(behind.frames.map((f) => f.seq), [26, 27], "the replay is not dropped");
+
+  const bySeq = setup({ storage: new MemoryStorage({ "rt-last-id": "70:25" }) });
+  bySeq.ws.welcome({ last_id: 72, last_seq: 27 });
+  assert.equal(bySeq.socket.lastSeq, 25, "a known seq only moves with frames and replay_done");
 });
 
 test("control frames pass through as control events, not as notification frames", () => {
