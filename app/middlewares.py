@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp_session import get_session
+from aiohttp_session import STORAGE_KEY, get_session
 
 from app import keys
 from app.accounts.sessions import CurrentUser
@@ -48,20 +48,53 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await render_error(request, 500, "An unexpected error happened. It has been logged.")
 
 
+# Paths the auth middleware leaves alone: the bearer-key API and public files need no session,
+# and the WebSocket route authenticates itself (see `auth_middleware`).
+_NO_SESSION_PREFIXES = ("/api/", "/static/")
+_NO_SESSION_PATHS = frozenset({"/metrics", "/healthz", "/ws"})
+
+
 @web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Puts the signed-in user on the request, from the session cookie's token."""
-    if request.path.startswith(("/api/", "/static/")) or request.path in ("/metrics", "/healthz"):
-        return await handler(request)  # bearer-key API and public files: no session
-    session = await get_session(request)
-    token = session.get("sid")
-    if isinstance(token, str):
-        user = await request.config_dict[keys.SESSIONS].lookup(token)
-        if user is None:
-            session.invalidate()  # revoked or expired: the cookie is useless, drop it
-        else:
-            request[keys.USER] = user
+def auth_middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+    """Puts the signed-in user on the request, from the session cookie's token.
+
+    A path it leaves alone gets the handler's own coroutine back, not one of this middleware
+    awaiting it: nothing of the middleware stays on the stack while the handler runs. That
+    matters for `/ws`, whose handler runs as long as the socket is open: it calls
+    `authenticate` itself."""
+    path = request.path
+    if path.startswith(_NO_SESSION_PREFIXES) or path in _NO_SESSION_PATHS:
+        return handler(request)
+    return _with_user(request, handler)
+
+
+async def _with_user(request: web.Request, handler: Handler) -> web.StreamResponse:
+    user = await authenticate(request)
+    if user is not None:
+        request[keys.USER] = user
     return await handler(request)
+
+
+async def authenticate(request: web.Request, *, keep_session: bool = True) -> CurrentUser | None:
+    """The user signed in with this request's session cookie; None for nobody. A cookie whose
+    session has ended (revoked, idle or expired) is dropped with the response.
+
+    `keep_session=False` reads the cookie without keeping its session on the request, for a
+    WebSocket: its request lives as long as the socket, which never changes the session, and
+    the decoded session is half a kilobyte per socket."""
+    if keep_session:
+        session = await get_session(request)
+    else:
+        session = await request[STORAGE_KEY].load_session(request)
+    token = session.get("sid")
+    if not isinstance(token, str):
+        return None
+    user = await request.config_dict[keys.SESSIONS].lookup(token)
+    if user is None:
+        # Revoked or expired: the cookie is useless, drop it (through the session the
+        # response saves).
+        (await get_session(request)).invalidate()
+    return user
 
 
 def require_user(request: web.Request) -> CurrentUser:

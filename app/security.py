@@ -82,12 +82,19 @@ def own_origin(request: web.Request, https: bool) -> str:
 
 
 def csrf_middleware(key: bytes, https: bool) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Checks every unsafe request except the bearer-token API under /api/."""
+    """Checks every unsafe request except the bearer-token API under /api/.
+
+    A request it does not check gets the handler's own coroutine back, not one of this
+    middleware awaiting it, so nothing of the middleware stays on the stack while the handler
+    runs (a WebSocket's handler runs as long as the socket is open)."""
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
         if request.method in SAFE_METHODS or request.path.startswith("/api/"):
-            return await handler(request)
+            return handler(request)
+        return checked(request, handler)
+
+    async def checked(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin is not None and origin != own_origin(request, https):
             raise CsrfError("This request came from another site and was refused.")

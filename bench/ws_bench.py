@@ -6,7 +6,8 @@
 For each N and each server: start the server pinned to core 0 (this process, the load
 generator, runs on core 1), sign N users up over HTTP (ours only), open N sockets, then:
 
-- connect rate: sockets opened per second (100 handshakes in flight);
+- connect rate: sockets opened per second (100 handshakes in flight), and the server's CPU
+  per handshake (upgrade, checks, welcome: until every socket has its welcome);
 - memory per idle socket: server RSS growth from before to after opening them, over N;
 - fan-out: one publish to all N users, ten rounds: per-socket latency p50/p99 and the time
   until the last socket has it;
@@ -282,8 +283,10 @@ async def run_server(server: Server, n: int, targeted: int, rounds: int) -> dict
             )
         await asyncio.sleep(1.0)
         rss_before = rss_bytes(server.pid)
+        cpu_before = cpu_seconds(server.pid)
         clients, elapsed = await open_sockets(server, cookies, n, receiver)
         results["connect_per_s"] = n / elapsed
+        results["connect_cpu_us"] = (cpu_seconds(server.pid) - cpu_before) / n * 1e6
         await asyncio.sleep(2.0)
         results["rss_per_socket_kib"] = (rss_bytes(server.pid) - rss_before) / n / 1024
         user_ids = [c.user_id for c in clients if c.user_id is not None]
@@ -355,6 +358,7 @@ async def run_server(server: Server, n: int, targeted: int, rounds: int) -> dict
 
 ROWS = (
     ("connect_per_s", "connect rate (sockets/s)", "higher"),
+    ("connect_cpu_us", "server CPU per handshake (us)", "lower"),
     ("rss_per_socket_kib", "memory per idle socket (KiB)", "lower"),
     ("fanout_p50_ms", "fan-out latency p50 (ms)", "lower"),
     ("fanout_p99_ms", "fan-out latency p99 (ms)", "lower"),

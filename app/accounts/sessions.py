@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 from aiohttp_session import get_session, new_session
@@ -19,9 +20,12 @@ from aiohttp_session import get_session, new_session
 from app.clock import from_text, now_text, to_text, utc_now
 from app.config import Settings
 from app.db import Database
+from app.realtime.coalesce import Coalescer
 
 # last_seen_at is written at most this often per session, not on every request.
 TOUCH_INTERVAL = timedelta(seconds=60)
+# Ids or hashes per `IN (...)` list: under SQLite's default limit of bound variables.
+_IN_CHUNK = 900
 
 RevokeListener = Callable[[list[int]], Awaitable[None]]
 
@@ -54,6 +58,7 @@ class SessionStore:
         self._idle = timedelta(seconds=settings.session_idle_seconds)
         self._absolute = timedelta(seconds=settings.session_absolute_seconds)
         self._revoke_listeners: list[RevokeListener] = []
+        self._lookups: Coalescer[str, CurrentUser] = Coalescer(self._lookup_many)
 
     def on_revoke(self, listener: RevokeListener) -> None:
         self._revoke_listeners.append(listener)
@@ -79,26 +84,44 @@ class SessionStore:
         return token
 
     async def lookup(self, token: str) -> CurrentUser | None:
-        """The live session's user, or None when unknown, revoked, idle too long or expired."""
-        row = await self._db.fetch_one(
-            "SELECT s.id AS session_id, s.last_seen_at, s.expires_at, s.revoked_at,"
-            " u.id AS user_id, u.email, u.name"
-            " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?",
-            (hash_token(token),),
-        )
-        if row is None or row["revoked_at"] is not None:
-            return None
+        """The live session's user, or None when unknown, revoked, idle too long or expired.
+        Look-ups made at the same moment share one query (a reconnect storm's handshakes)."""
+        return await self._lookups.get(hash_token(token))
+
+    async def _lookup_many(self, token_hashes: list[str]) -> dict[str, CurrentUser]:
+        """The users of the live sessions among these, by token hash; last_seen_at of each
+        moves on when it is more than TOUCH_INTERVAL old."""
+        rows: list[Any] = []
+        for start in range(0, len(token_hashes), _IN_CHUNK):
+            chunk = token_hashes[start : start + _IN_CHUNK]
+            rows += await self._db.fetch_all(
+                "SELECT s.token_hash, s.id AS session_id, s.last_seen_at, s.expires_at,"
+                " s.revoked_at, u.id AS user_id, u.email, u.name"
+                " FROM sessions s JOIN users u ON u.id = s.user_id"
+                f" WHERE s.token_hash IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
         now = utc_now()
-        last_seen = from_text(row["last_seen_at"])
-        if from_text(row["expires_at"]) <= now or last_seen + self._idle <= now:
-            return None
-        if now - last_seen >= TOUCH_INTERVAL:
+        found: dict[str, CurrentUser] = {}
+        touch: list[int] = []
+        for row in rows:
+            if row["revoked_at"] is not None:
+                continue
+            last_seen = from_text(row["last_seen_at"])
+            if from_text(row["expires_at"]) <= now or last_seen + self._idle <= now:
+                continue
+            if now - last_seen >= TOUCH_INTERVAL:
+                touch.append(row["session_id"])
+            found[row["token_hash"]] = CurrentUser(
+                row["user_id"], row["email"], row["name"], row["session_id"]
+            )
+        if touch:
             async with self._db.transaction() as tx:
-                await tx.execute(
+                await tx.executemany(
                     "UPDATE sessions SET last_seen_at = ? WHERE id = ?",
-                    (to_text(now), row["session_id"]),
+                    [(to_text(now), session_id) for session_id in touch],
                 )
-        return CurrentUser(row["user_id"], row["email"], row["name"], row["session_id"])
+        return found
 
     async def is_active(self, session_id: int) -> bool:
         row = await self._db.fetch_one(

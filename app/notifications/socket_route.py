@@ -10,8 +10,8 @@ import logging
 from aiohttp import web
 
 from app import keys
-from app.accounts.sessions import CurrentUser
 from app.forms import MAX_ID, NumberError, parse_int
+from app.middlewares import authenticate
 from app.realtime import protocol
 from app.realtime.connection import CLOSE_TIMEOUT, CloseCode, Connection
 from app.realtime.session import ClientSession, ResumePoint, SessionLimits
@@ -60,10 +60,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     app = request.config_dict
     hub = app[keys.HUB]
     metrics = app[keys.METRICS]
-    user: CurrentUser | None = request.get(keys.USER)
+    # Here rather than in the auth middleware (which leaves /ws alone): a middleware awaiting
+    # this handler would stay on the stack, with its frame, as long as the socket is open.
+    user = await authenticate(request, keep_session=False)
     if user is None:
         metrics.connections_refused.labels("unauthenticated").inc()
         return _refuse(401, "sign in first")
+    request[keys.USER] = user
     if not _origin_allowed(request):
         metrics.connections_refused.labels("origin").inc()
         return _refuse(403, "cross-origin WebSocket refused")

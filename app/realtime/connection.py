@@ -22,11 +22,10 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 
-from app.metrics import Metrics
+from app.metrics import LoopCounter, Metrics
 from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -53,16 +52,20 @@ class CloseCode(enum.IntEnum):
     SESSION_ENDED = 4401
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outbound:
     """A frame for one socket. Notification frames carry the recipient's `seq` (control
     frames 0) and the counter of their event; a frame with empty text is a catch-up marker:
-    "make sure everything up to `seq` was sent", sending nothing of its own."""
+    "make sure everything up to `seq` was sent", sending nothing of its own.
+
+    Never changed once made. Not frozen all the same: one is made per recipient of a fan-out,
+    and a frozen dataclass's `__init__` (object.__setattr__ per field) costs four times as
+    much."""
 
     text: str
     seq: int = 0
     id: int = 0
-    counter: Any = None  # the notifications_sent child for the frame's event
+    counter: LoopCounter | None = None  # the notifications_sent child for the frame's event
     committed_at: float | None = None  # time.perf_counter() when its transaction committed
 
 
@@ -72,6 +75,28 @@ Backfill = Callable[[int, int, int], Awaitable[list[Outbound]]]
 
 
 class Connection:
+    # One per open socket, most of them idle: no per-instance dict.
+    __slots__ = (
+        "_backfill",
+        "_closer",
+        "_high_water",
+        "_metrics",
+        "_on_closed",
+        "_queue",
+        "_queue_size",
+        "_sending",
+        "_transport",
+        "_writer",
+        "close_code",
+        "last_id",
+        "last_received",
+        "last_seq",
+        "session_id",
+        "state",
+        "user_id",
+        "ws",
+    )
+
     def __init__(
         self,
         ws: web.WebSocketResponse,
@@ -93,7 +118,9 @@ class Connection:
         self.last_id = 0
         self.last_received = time.monotonic()
         self.close_code: int | None = None
-        self._queue: deque[Outbound] = deque()
+        # Made when a frame first has to wait, dropped when the writer has emptied it: most
+        # sockets never queue anything, and an empty deque is 600 bytes.
+        self._queue: deque[Outbound] | None = None
         self._queue_size = queue_size
         self._metrics = metrics
         self._on_closed = on_closed
@@ -150,12 +177,15 @@ class Connection:
         if self.state is State.CLOSING:
             self._metrics.frames_dropped.inc()
             return False
-        if len(self._queue) >= self._queue_size:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        elif len(queue) >= self._queue_size:
             self._metrics.frames_dropped.inc()
             self._metrics.slow_consumer_closes.inc()
             self.close_soon(CloseCode.TRY_AGAIN_LATER, "slow consumer: reconnect and resume")
             return False
-        self._queue.append(item)
+        queue.append(item)
         self._start_writer()
         return True
 
@@ -227,9 +257,10 @@ class Connection:
         self.last_id = last_id
 
     async def _write_loop(self) -> None:
+        queue = self._queue  # None when the socket closed before this task started
         try:
-            while self.state is State.LIVE and self._queue:
-                item = self._queue.popleft()
+            while self.state is State.LIVE and queue:
+                item = queue.popleft()
                 if item.seq:
                     if item.seq <= self.last_seq:
                         continue  # sent already
@@ -239,7 +270,7 @@ class Connection:
                             return  # closing: the client resumes
                         if self.state is not State.LIVE:
                             # Paused by a late resume while filling: this frame waits too.
-                            self._queue.appendleft(item)
+                            queue.appendleft(item)
                             return
                     if not item.text or item.seq <= self.last_seq:
                         continue
@@ -249,8 +280,10 @@ class Connection:
             self.close_soon(CloseCode.GOING_AWAY, "")
         finally:
             # No await between the last queue check and this: a frame offered from now on
-            # starts a new writer.
+            # starts a new writer (and a new queue, if this one was emptied).
             self._writer = None
+            if not queue and self._queue is queue:
+                self._queue = None
 
     async def _fill(self, upto_seq: int) -> bool:
         """Send what the store holds in (last_seq, upto_seq]. False when the gap is too wide
@@ -280,7 +313,7 @@ class Connection:
             return
         self.state = State.CLOSING
         self.close_code = code
-        self._queue.clear()
+        self._queue = None
         self._on_closed(self)
         writer = self._writer
         if writer is not None and writer is not asyncio.current_task():
@@ -312,7 +345,7 @@ class Connection:
         """Called by the handler on its way out, whatever happened: stop the writer."""
         if self.state is not State.CLOSING:
             self.state = State.CLOSING
-            self._queue.clear()
+            self._queue = None
             self._on_closed(self)
         await cancel_and_wait(self._writer)
         if self._closer is not None:

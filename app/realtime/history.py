@@ -24,7 +24,11 @@ class Position:
 
 
 class History(Protocol):
-    async def position(self, user_id: int) -> Position: ...
+    async def positions(self, user_ids: Sequence[int]) -> dict[int, Position]:
+        """Each user's position (a user without notifications: Position(0, 0, 0); one that
+        does not exist is left out). The hub asks for the users of sockets opening at the
+        same moment in one call."""
+        ...
 
     async def seq_at(self, user_id: int, notification_id: int) -> int:
         """The seq of the user's newest notification with id <= notification_id (0: none)."""

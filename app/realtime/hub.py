@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from app.metrics import Metrics
 from app.realtime import protocol
+from app.realtime.coalesce import Coalescer
 from app.realtime.connection import CloseCode, Connection, Outbound
-from app.realtime.history import History
+from app.realtime.history import History, Position
 from app.realtime.messages import (
     BrokerMessage,
     CatchUp,
@@ -59,12 +60,15 @@ class Hub:
         self.settings = settings
         self.metrics = metrics
         self.accepting = True
-        self._by_user: dict[int, set[Connection]] = {}
-        self._by_session: dict[int, set[Connection]] = {}
+        # Lists, not sets: a user or session has a handful of sockets at most (the per-user
+        # cap), and a one-item list is a third of the size of a set, for every open socket.
+        self._by_user: dict[int, list[Connection]] = {}
+        self._by_session: dict[int, list[Connection]] = {}
         self._inbox: asyncio.Queue[tuple[BrokerMessage, float]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.replay_gate = ReplayGate(settings.replay_concurrency)
         self._history: History | None = None
+        self._positions: Coalescer[int, Position] | None = None
 
     @property
     def history(self) -> History:
@@ -72,34 +76,31 @@ class Hub:
             raise RuntimeError("the hub is not started")
         return self._history
 
+    async def position(self, user_id: int) -> Position:
+        """The user's position in the store now. Sockets opening at the same moment (a
+        reconnect storm) have their positions read in one query."""
+        if self._positions is None:
+            raise RuntimeError("the hub is not started")
+        return await self._positions.get(user_id) or Position(0, 0, 0)
+
     # --- registry ---------------------------------------------------------------------
 
     def register(self, conn: Connection) -> bool:
         """Add a socket; False when its user already has the maximum open."""
-        sockets = self._by_user.setdefault(conn.user_id, set())
+        sockets = self._by_user.get(conn.user_id, ())
         if len(sockets) >= self.settings.max_sockets_per_user:
-            if not sockets:
-                del self._by_user[conn.user_id]
             return False
-        sockets.add(conn)
-        self._by_session.setdefault(conn.session_id, set()).add(conn)
+        _add(self._by_user, conn.user_id, conn)
+        _add(self._by_session, conn.session_id, conn)
         self.metrics.connections.inc()
         self.metrics.connections_opened.inc()
         self.metrics.users_online.set(len(self._by_user))
         return True
 
     def unregister(self, conn: Connection) -> None:
-        sockets = self._by_user.get(conn.user_id)
-        if sockets is None or conn not in sockets:
+        if not _remove(self._by_user, conn.user_id, conn):
             return
-        sockets.discard(conn)
-        if not sockets:
-            del self._by_user[conn.user_id]
-        session = self._by_session.get(conn.session_id)
-        if session is not None:
-            session.discard(conn)
-            if not session:
-                del self._by_session[conn.session_id]
+        _remove(self._by_session, conn.session_id, conn)
         self.metrics.connections.dec()
         self.metrics.users_online.set(len(self._by_user))
 
@@ -228,6 +229,7 @@ class Hub:
         that often, for what a broker lost without noticing (the in-process one loses
         nothing)."""
         self._history = history
+        self._positions = Coalescer(history.positions)
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="hub-dispatch"),
             asyncio.create_task(self._heartbeat_loop(), name="hub-heartbeat"),
@@ -302,3 +304,23 @@ class Hub:
                 return_exceptions=True,
             )
         await self.stop_loops()
+
+
+def _add(index: dict[int, list[Connection]], key: int, conn: Connection) -> None:
+    sockets = index.get(key)
+    if sockets is None:
+        index[key] = [conn]
+    else:
+        sockets.append(conn)
+
+
+def _remove(index: dict[int, list[Connection]], key: int, conn: Connection) -> bool:
+    """Take `conn` out of `index[key]` (and the key out when it was the last); False when it
+    was not there."""
+    sockets = index.get(key)
+    if sockets is None or conn not in sockets:
+        return False
+    sockets.remove(conn)
+    if not sockets:
+        del index[key]
+    return True

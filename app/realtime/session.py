@@ -60,6 +60,18 @@ class RateLimiter:
     A frame that finds the bucket empty is refused. A client that has `flood_refusals` frames
     refused within `flood_window` seconds is flooding, and its socket is closed (1008)."""
 
+    # One per open socket: no per-instance dict.
+    __slots__ = (
+        "_clock",
+        "_flood_refusals",
+        "_refusals",
+        "burst",
+        "flood_window",
+        "rate",
+        "tokens",
+        "updated",
+    )
+
     def __init__(
         self,
         rate: float,
@@ -74,7 +86,10 @@ class RateLimiter:
         self._clock = clock
         self.tokens = burst
         self.updated = clock()
-        self._refusals: deque[float] = deque(maxlen=max(1, flood_refusals))
+        self._flood_refusals = max(1, flood_refusals)
+        # The times of the last refusals, made at the first one: most clients never have one,
+        # and the deque is 600 bytes per socket.
+        self._refusals: deque[float] | None = None
 
     def allow(self) -> bool:
         now = self._clock()
@@ -83,6 +98,8 @@ class RateLimiter:
         if self.tokens >= 1:
             self.tokens -= 1
             return True
+        if self._refusals is None:
+            self._refusals = deque(maxlen=self._flood_refusals)
         self._refusals.append(now)
         return False
 
@@ -90,11 +107,30 @@ class RateLimiter:
     def flooding(self) -> bool:
         """`flood_refusals` frames refused within the last `flood_window` seconds."""
         refusals = self._refusals
-        return len(refusals) == refusals.maxlen and self._clock() - refusals[0] <= self.flood_window
+        return (
+            refusals is not None
+            and len(refusals) == self._flood_refusals
+            and self._clock() - refusals[0] <= self.flood_window
+        )
 
 
 class ClientSession:
     """One socket's conversation with its client."""
+
+    # One per open socket: no per-instance dict.
+    __slots__ = (
+        "_handle_frame",
+        "_history_end",
+        "_last_error_at",
+        "conn",
+        "history",
+        "hub",
+        "limiter",
+        "metrics",
+        "replay_limit",
+        "user_id",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -123,7 +159,20 @@ class ClientSession:
         self._history_end: Position | None = None
 
     async def run(self, resume: ResumePoint | None) -> None:
-        position = await self.history.position(self.user_id)
+        """The socket's whole life: welcome, replay, live; then the client's frames until
+        the socket closes. The read loop is inline rather than a method of its own: every
+        coroutine awaited for the socket's lifetime is a frame kept per socket."""
+        await self._start(resume)
+        while self.conn.is_open:
+            message = await self.ws.receive()
+            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                return
+            frame = await self._accept(message)
+            if frame is not None:
+                await self._handle(frame)
+
+    async def _start(self, resume: ResumePoint | None) -> None:
+        position = await self.hub.position(self.user_id)
         await self.conn.send_now(
             Outbound(
                 protocol.welcome(
@@ -141,7 +190,6 @@ class ClientSession:
         else:
             await self._replay(resume, position)
         self.conn.go_live()
-        await self._read_loop()
 
     async def _resume(self, resume: ResumePoint) -> None:
         """A first `resume` frame: replay the history it asks for, then go on live."""
@@ -228,15 +276,6 @@ class ClientSession:
             after_seq = self.conn.last_seq
             await asyncio.sleep(0)  # let other requests in between pages
         return sent
-
-    async def _read_loop(self) -> None:
-        while self.conn.is_open:
-            message = await self.ws.receive()
-            if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
-                return
-            frame = await self._accept(message)
-            if frame is not None:
-                await self._handle(frame)
 
     async def _accept(self, message: WSMessage) -> ClientFrame | None:
         """Check one incoming message; None when it was refused (or the socket closes)."""
