@@ -25,6 +25,7 @@ from app import create_app, keys
 from app.config import Argon2Params, Settings
 from app.db import Database
 from tests.pg import Cluster, Unavailable, find_bindir
+from tests.stores import OutsideDatabase
 
 TEST_API_KEY = "test-api-key-0123456789"
 PASSWORD = "correct horse battery"
@@ -78,6 +79,16 @@ def database_url(store: str, request: pytest.FixtureRequest) -> Iterator[str | N
         yield url
     finally:
         cluster.drop_database(url)
+
+
+@pytest.fixture
+def outside_db(
+    tmp_path: Path, database_url: str | None, request: pytest.FixtureRequest
+) -> OutsideDatabase:
+    """This test's database for a `run.py` subprocess."""
+    if database_url is None:
+        return OutsideDatabase(tmp_path)
+    return OutsideDatabase(tmp_path, database_url, request.getfixturevalue("postgres_cluster"))
 
 
 class MakeSettings(Protocol):

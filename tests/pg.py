@@ -110,6 +110,7 @@ class Cluster:
         self._names = itertools.count(1)
         self._loop: _Loop | None = None
         self._admin: Any = None
+        self._version = 0
         self._ready: asyncio.Queue[str] | None = None
         self._maker: asyncio.Task[None] | None = None
 
@@ -143,6 +144,7 @@ class Cluster:
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
         self._loop = _Loop()
         self._admin = self._loop.run(self._connect_admin())
+        self._version = int(self._admin.get_server_version().major)
         self.admin(f"CREATE ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
         self.admin(f"CREATE DATABASE {EMPTY} OWNER {ROLE} TEMPLATE template0")
         self.admin(f"CREATE DATABASE {MIGRATED} OWNER {ROLE} TEMPLATE template0")
@@ -211,8 +213,10 @@ class Cluster:
     def _create_sql(self, *, migrated: bool) -> tuple[str, str]:
         name = f"test_{next(self._names)}"
         template = MIGRATED if migrated else EMPTY
-        # FILE_COPY: a plain copy of the template's files, faster than WAL-logging it.
-        return name, f"CREATE DATABASE {name} OWNER {ROLE} TEMPLATE {template} STRATEGY FILE_COPY"
+        # FILE_COPY (PostgreSQL 15's default is WAL_LOG): a plain copy of the template's
+        # files, faster than logging them.
+        strategy = " STRATEGY FILE_COPY" if self._version >= 15 else ""
+        return name, f"CREATE DATABASE {name} OWNER {ROLE} TEMPLATE {template}{strategy}"
 
     def create_database(self, *, migrated: bool = True) -> str:
         """A new database (with the migrations applied, or empty); returns its URL."""

@@ -27,6 +27,7 @@ from app.config import Settings, settings_from_args
 from app.connections import ACCEPT_ERROR_LOG_INTERVAL
 from app.serving import LimitedTCPSite
 from tests.conftest import TEST_API_KEY, BrowserFactory, MakeSettings
+from tests.stores import OutsideDatabase
 from tests.test_shutdown import ROOT, free_port
 from tests.ws_helpers import eventually, metric, open_live, receive_until, still_answers
 
@@ -248,7 +249,7 @@ def _few_descriptors() -> None:
 
 
 async def test_running_out_of_descriptors_is_logged_sparingly_and_the_server_recovers(
-    tmp_path: Path,
+    tmp_path: Path, outside_db: OutsideDatabase
 ) -> None:
     port = free_port()
     log_path = tmp_path / "stderr.log"
@@ -258,8 +259,7 @@ async def test_running_out_of_descriptors_is_logged_sparingly_and_the_server_rec
             "run.py",
             "--port",
             str(port),
-            "--db",
-            str(tmp_path / "app.db"),
+            *outside_db.flags(),
             "--header-timeout",
             "2",
             "--max-connections-per-address",

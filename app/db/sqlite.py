@@ -87,7 +87,8 @@ def _translated() -> Iterator[None]:
     except sqlite3.IntegrityError as exc:
         raise ConflictError(str(exc)) from exc
     except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        # The primary code: SQLITE_BUSY_SNAPSHOT and the like are busy too.
+        if (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             raise RetryableError(str(exc)) from exc
         raise DatabaseError(str(exc)) from exc
     except sqlite3.Error as exc:

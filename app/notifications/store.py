@@ -16,7 +16,7 @@ from app.errors import NotFound
 from app.notifications.models import ENVELOPE_TYPES, Notification, StoredGroup
 
 PAGE_SIZE = 20
-# SQLite allows 32,766 bound variables per statement; 6 per inserted row.
+# SQLite allows 32,766 bound variables per statement (asyncpg 32,767); 6 per inserted row.
 _INSERT_CHUNK = 5000
 _IN_CHUNK = 900
 MAX_MARK_IDS = 500
