@@ -8,6 +8,8 @@ import sys
 
 from app import create_app
 from app.config import ConfigError, settings_from_args
+from app.db import DatabaseError
+from app.migrate import MigrationError
 from app.serving import raise_fd_limit, serve
 
 
@@ -24,7 +26,11 @@ def main() -> int:
     app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}/"
     # Not web.run_app: its listening site has no place for the per-address connection cap.
-    asyncio.run(serve(app, lambda: print(f"Serving the marketplace on {url}", flush=True)))
+    try:
+        asyncio.run(serve(app, lambda: print(f"Serving the marketplace on {url}", flush=True)))
+    except (DatabaseError, MigrationError) as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

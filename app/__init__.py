@@ -19,7 +19,7 @@ from app.accounts.sessions import SessionStore
 from app.clock import to_text, utc_now
 from app.config import Settings
 from app.connections import ConnectionLimiter, accept_errors_ctx
-from app.db import Database
+from app.db import database_from_settings
 from app.demo import seed_demo
 from app.jobs import Job, JobRunner, Leases, process_name
 from app.marketplace.billing import resolve_interrupted_payments
@@ -112,7 +112,8 @@ def create_app(
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    db = Database(settings.db_path)
+    db = database_from_settings(settings)
+    log.info("database: %s", db.describe())
     await db.open()
     try:
         await migrate(db)

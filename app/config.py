@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from app.forms import NumberError, parse_int
 
@@ -36,6 +37,8 @@ class Argon2Params:
 class Settings:
     db_path: Path
     secret_key: bytes
+    # PostgreSQL instead of the SQLite file at db_path (a site on more than one host).
+    database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str | None = None
@@ -92,6 +95,14 @@ _OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
     ("--host", "APP_HOST", "address to listen on", str, "127.0.0.1"),
     ("--port", "APP_PORT", "port to listen on", int, 8080),
     ("--db", "APP_DB", "SQLite database file (created on first start)", str, "data/app.db"),
+    (
+        "--database-url",
+        "APP_DATABASE_URL",
+        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: PostgreSQL instead of the SQLite file "
+        "(the database must exist; its tables are created on first start)",
+        str,
+        None,
+    ),
     ("--api-key", "APP_API_KEY", "bearer key for POST /api/publish (unset: API off)", str, None),
     (
         "--secret-key-file",
@@ -269,6 +280,27 @@ def parse_origins(value: str) -> tuple[str, ...]:
     return origins
 
 
+def parse_database_url(value: str) -> str:
+    """A PostgreSQL URL with a host and a database name; the password is never echoed."""
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise ConfigError("APP_DATABASE_URL is not a valid URL") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            "APP_DATABASE_URL must start with postgresql:// "
+            "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE)"
+        )
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ConfigError(
+            "APP_DATABASE_URL needs a host and a database name "
+            "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE)"
+        )
+    return url
+
+
 def settings_from_args(
     argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
@@ -277,6 +309,15 @@ def settings_from_args(
     values = {flag: _pick(args, env, flag, name, d) for flag, name, _h, _k, d in _OPTIONS}
 
     db_path = Path(str(values["--db"]))
+    database_url_value = values["--database-url"]
+    database_url = None
+    if database_url_value is not None:
+        if args.db is not None or "APP_DB" in env:
+            raise ConfigError(
+                "APP_DB (a SQLite file) and APP_DATABASE_URL (PostgreSQL) choose different "
+                "databases: set one of them"
+            )
+        database_url = parse_database_url(str(database_url_value))
     key_file_value = values["--secret-key-file"]
     key_file = Path(str(key_file_value)) if key_file_value else db_path.parent / "secret.key"
     log_level = str(values["--log-level"]).upper()
@@ -293,6 +334,7 @@ def settings_from_args(
     demo = args.demo if args.demo is not None else _truthy(env.get("APP_DEMO", ""))
     return Settings(
         db_path=db_path,
+        database_url=database_url,
         secret_key=load_secret_key(key_file, env),
         host=str(values["--host"]),
         port=_as_int(values["--port"], "APP_PORT"),

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from app import keys
-from app.db import Database
+from app.db import Database, SqliteDatabase, current_transaction
 from app.notifications.service import NotificationService
 from app.realtime.messages import BrokerMessage, Delivery
 from tests.conftest import Browser
@@ -44,6 +44,14 @@ def notifier(app: web.Application) -> NotificationService:
     return app[keys.NOTIFIER]
 
 
+def transaction_open(db: Database) -> bool:
+    """Whether a write transaction is open right now: on SQLite its one writer connection says
+    so; on PostgreSQL (a transaction per connection) the publishing task's own is what counts."""
+    if isinstance(db, SqliteDatabase):
+        return db.writer.in_transaction
+    return current_transaction() is not None
+
+
 def listen(app: web.Application, db: Database) -> list[tuple[list[int], bool]]:
     """Record each published batch (its ids) and whether a transaction was still open then."""
     heard: list[tuple[list[int], bool]] = []
@@ -51,7 +59,7 @@ def listen(app: web.Application, db: Database) -> list[tuple[list[int], bool]]:
     def subscriber(message: BrokerMessage) -> None:
         if isinstance(message, Delivery):
             ids = [row[0] for group in message.groups for row in group.rows]
-            heard.append((ids, db.writer.in_transaction))
+            heard.append((ids, transaction_open(db)))
 
     app[keys.BROKER].subscribe(subscriber)
     return heard

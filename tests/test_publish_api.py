@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,15 +13,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from app import keys
 from app.config import Settings
 from app.db import Database
-from tests.conftest import TEST_API_KEY, Browser, make_settings
+from tests.conftest import TEST_API_KEY, Browser, MakeSettings
 from tests.ws_helpers import eventually, open_live, receive
 
 AUTH = {"Authorization": f"Bearer {TEST_API_KEY}"}
 
 
 @pytest.fixture
-def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    return make_settings(tmp_path, **getattr(request, "param", {}))
+def settings(make_settings: MakeSettings, request: pytest.FixtureRequest) -> Settings:
+    return make_settings(**getattr(request, "param", {}))
 
 
 async def notification_count(db: Database) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from pathlib import Path
 
 import pytest
 from aiohttp import ClientWebSocketResponse, web
@@ -15,7 +14,7 @@ from app.config import Settings
 from app.db import Database
 from app.notifications.models import Notification
 from app.realtime.replay_gate import ReplayGate
-from tests.conftest import TEST_API_KEY, Browser, make_settings
+from tests.conftest import TEST_API_KEY, Browser, MakeSettings
 from tests.ws_helpers import (
     Frame,
     connect,
@@ -28,8 +27,8 @@ from tests.ws_helpers import (
 
 
 @pytest.fixture
-def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    return make_settings(tmp_path, **getattr(request, "param", {}))
+def settings(make_settings: MakeSettings, request: pytest.FixtureRequest) -> Settings:
+    return make_settings(**getattr(request, "param", {}))
 
 
 def with_settings(label: str, **overrides: object) -> pytest.MarkDecorator:

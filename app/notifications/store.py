@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from app.clock import now_text
-from app.db import Database, Transaction
+from app.db import Database, Row, Transaction
 from app.errors import NotFound
 from app.notifications.models import ENVELOPE_TYPES, Notification, StoredGroup
 from app.realtime.history import Position
 
 PAGE_SIZE = 20
-# SQLite allows 32,766 bound variables per statement; 6 per inserted row.
+# SQLite allows 32,766 bound variables per statement (asyncpg 32,767); 6 per inserted row.
 _INSERT_CHUNK = 5000
 _IN_CHUNK = 900
 MAX_MARK_IDS = 500
@@ -62,15 +61,14 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _insert_sql(count: int) -> str:
+def _insert_sql(db: Database, count: int) -> str:
     # The BEFORE INSERT trigger has already moved the user's counters on when RETURNING is
-    # computed for the row: they are the row's seq and the unread count right after it.
+    # computed for the row: they give the row's seq and the unread count right after it.
+    dialect = db.dialect
     return (
         "INSERT INTO notifications (user_id, type, event, key, data, created_at) VALUES "
         + ", ".join(["(?, ?, ?, ?, ?, ?)"] * count)
-        + " RETURNING id, user_id,"
-        " (SELECT last_seq FROM users WHERE users.id = notifications.user_id),"
-        " (SELECT unread_count FROM users WHERE users.id = notifications.user_id)"
+        + f" RETURNING id, user_id, {dialect.seq_after_insert}, {dialect.unread_after_insert}"
     )
 
 
@@ -82,7 +80,7 @@ def _params(group: NewGroup, user_ids: Sequence[int], created_at: str) -> list[o
 async def insert_groups(db: Database, groups: Sequence[NewGroup]) -> list[StoredGroup]:
     """Insert every group's rows in order, atomically; each stored row carries its user's
     unread count right after it. Joins the task's open transaction if there is one. Raises
-    sqlite3.IntegrityError (and stores nothing) when a user does not exist."""
+    ConflictError (and stores nothing) when a user does not exist."""
     created_at = now_text()
     # Statements of at most _INSERT_CHUNK rows, each row tagged with its group.
     statements: list[list[object]] = [[]]
@@ -95,15 +93,15 @@ async def insert_groups(db: Database, groups: Sequence[NewGroup]) -> list[Stored
                 counts.append(0)
             statements[-1] += _params(group, part, created_at)
             counts[-1] += len(part)
-    returned: list[Any] = []
+    returned: list[Row] = []
     if len(statements) == 1:
         if counts[0]:
-            returned = await db.write_statement(_insert_sql(counts[0]), statements[0])
+            returned = await db.write_statement(_insert_sql(db, counts[0]), statements[0])
     else:
         async with db.transaction() as tx:
             for params, count in zip(statements, counts, strict=True):
-                returned += await tx.fetch_all(_insert_sql(count), params)
-    # SQLite inserts the VALUES rows in order, so sorted ids line up with the groups' users.
+                returned += await tx.fetch_all(_insert_sql(db, count), params)
+    # Both stores insert the VALUES rows in order, so sorted ids line up with the groups' users.
     rows = sorted((r[0], r[1], r[2], r[3]) for r in returned)
     stored: list[StoredGroup] = []
     offset = 0
@@ -241,12 +239,12 @@ async def claim_client_message(
 
     Each user keeps only the newest `keep` ids: a client's offline queue is far shorter, and
     every distinct id would otherwise be a row for good."""
-    cursor = await tx.execute(
-        "INSERT OR IGNORE INTO client_messages (user_id, client_msg_id, created_at)"
-        " VALUES (?, ?, ?)",
+    result = await tx.execute(
+        "INSERT INTO client_messages (user_id, client_msg_id, created_at)"
+        " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         (user_id, client_msg_id, now_text()),
     )
-    if cursor.rowcount != 1:
+    if result.rowcount != 1:
         return False
     await tx.execute(
         "DELETE FROM client_messages WHERE user_id = ? AND id <= ("
