@@ -1,60 +1,37 @@
 """The broker seam: every process publishes what happened, every process's hub hears it.
 
-Messages are small frozen dataclasses. Subscribers are plain functions, called in publish
-order; the hub's subscriber only queues the message for its dispatcher task, so delivery
-order is commit order. `InProcessBroker` serves one process; a Redis broker implements the
-same interface for several.
+Subscribers are plain functions, called in publish order; the hub's subscriber only queues the
+message for its dispatcher task. `InProcessBroker` serves one process (it never reorders, drops
+or repeats anything); the Redis broker implements the same interface for several, and the
+ordering contract (see `messages`) makes whatever it reorders, repeats or drops harmless.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
-from app.notifications.models import Notification, StoredGroup
+from app.realtime.messages import BrokerMessage
 
-
-@dataclass(frozen=True)
-class NotificationsStored:
-    """Committed notifications, in id order, as the groups their sends stored."""
-
-    groups: tuple[StoredGroup, ...]
-
-    @property
-    def notifications(self) -> list[Notification]:
-        return [n for group in self.groups for n in group.notifications()]
-
-
-@dataclass(frozen=True)
-class NotificationsMarked:
-    """Some of a user's notifications were read or seen (`ids` None: all of them)."""
-
-    user_id: int
-    mark: str  # "read" or "seen"
-    ids: tuple[int, ...] | None
-    unread: int
-
-
-@dataclass(frozen=True)
-class SessionsEnded:
-    """Sessions revoked or expired: their sockets must close with 4401."""
-
-    session_ids: tuple[int, ...]
-
-
-BrokerMessage = NotificationsStored | NotificationsMarked | SessionsEnded
 Subscriber = Callable[[BrokerMessage], None]
 
 
 class Broker(Protocol):
-    async def publish(self, message: BrokerMessage) -> None: ...
+    async def publish(self, message: BrokerMessage) -> None:
+        """Hand a message to every process's subscribers, this one's included. Never raises
+        for a broker outage: what was committed reaches local sockets regardless."""
+        ...
 
     def subscribe(self, subscriber: Subscriber) -> None: ...
 
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    @property
+    def up(self) -> bool:
+        """False while the broker cannot reach other processes (health: degraded)."""
+        ...
 
 
 class InProcessBroker:
@@ -73,3 +50,7 @@ class InProcessBroker:
 
     async def close(self) -> None:
         self._subscribers.clear()
+
+    @property
+    def up(self) -> bool:
+        return True
