@@ -30,8 +30,10 @@ from app.migrate import migrate
 from app.notifications.delivery import DeliveryRecorder
 from app.notifications.service import NotificationService
 from app.notifications.store import forget_client_messages
-from app.realtime.broker import InProcessBroker, SessionsEnded
+from app.realtime.broker import Broker, InProcessBroker
 from app.realtime.hub import Hub, HubSettings
+from app.realtime.messages import SessionsEnded
+from app.realtime.redis_broker import RedisBroker, RedisSettings
 from app.rendering import FILTERS
 from app.routes import setup_routes
 from app.security import Passwords, csrf_middleware, derive_key, headers_middleware
@@ -86,7 +88,7 @@ def create_app(
     app[aiohttp_jinja2.static_root_key] = "/static"
     app[keys.METRICS] = metrics = Metrics()
     app[keys.CONNECTIONS] = ConnectionLimiter(settings.max_connections_per_address, metrics)
-    app[keys.BROKER] = InProcessBroker()
+    app[keys.BROKER] = make_broker(settings, metrics)
     app[keys.HUB] = Hub(
         HubSettings(
             heartbeat_seconds=settings.ws_heartbeat_seconds,
@@ -106,6 +108,13 @@ def create_app(
     app.on_shutdown.append(shutdown_realtime)
     setup_routes(app, STATIC_DIR)
     return app
+
+
+def make_broker(settings: Settings, metrics: Metrics) -> Broker:
+    """Redis when a URL is configured (several processes are one site), else in-process."""
+    if settings.redis_url is None:
+        return InProcessBroker()
+    return RedisBroker(RedisSettings(settings.redis_url), metrics)
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:

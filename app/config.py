@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from redis.asyncio.connection import parse_url
+
 from app.forms import NumberError, parse_int
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -76,6 +78,10 @@ class Settings:
     header_timeout_seconds: float = 10.0
     # Open connections per client address, per process (a descriptor guard); 0: no cap.
     max_connections_per_address: int = 256
+    # Scale-out: a Redis URL selects the Redis broker (None: in-process); `workers` processes
+    # share the port (SO_REUSEPORT), the database and Redis.
+    redis_url: str | None = None
+    workers: int = 1
 
     @property
     def cookie_name(self) -> str:
@@ -153,6 +159,22 @@ _OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
         "with 503 (0: no cap)",
         int,
         256,
+    ),
+    (
+        "--redis-url",
+        "APP_REDIS_URL",
+        "redis://HOST:PORT/DB: deliver through Redis pub/sub, so several processes (or hosts) "
+        "sharing the database are one site (unset: in-process delivery)",
+        str,
+        None,
+    ),
+    (
+        "--workers",
+        "APP_WORKERS",
+        "worker processes serving the one port (SO_REUSEPORT); more than 1 needs --redis-url "
+        "and a fixed --port",
+        int,
+        1,
     ),
     ("--log-level", "APP_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", str, "INFO"),
     ("--currency", "APP_CURRENCY", "ISO 4217 code shown with every price", str, "USD"),
@@ -266,6 +288,31 @@ def parse_origins(value: str) -> tuple[str, ...]:
     return origins
 
 
+def parse_redis_url(value: str) -> str:
+    url = value.strip()
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        # Not echoed: the URL may hold a password.
+        raise ConfigError(f"APP_REDIS_URL must look like redis://HOST:PORT/DB: {exc}") from None
+    return url
+
+
+def check_workers(workers: int, redis_url: str | None, port: int) -> None:
+    if workers <= 1:
+        return
+    if redis_url is None:
+        raise ConfigError(
+            f"APP_WORKERS={workers} needs APP_REDIS_URL (--redis-url redis://HOST:PORT/DB): "
+            "worker processes deliver each other's notifications through Redis"
+        )
+    if port == 0:
+        raise ConfigError(
+            f"APP_WORKERS={workers} needs a fixed APP_PORT, not 0: each worker would get a "
+            "port of its own"
+        )
+
+
 def settings_from_args(
     argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
@@ -286,13 +333,19 @@ def settings_from_args(
     if api_key is not None and len(str(api_key)) < 16:
         raise ConfigError("APP_API_KEY must be at least 16 characters")
 
+    redis_value = values["--redis-url"]
+    redis_url = None if redis_value is None else parse_redis_url(str(redis_value))
+    workers = _as_int(values["--workers"], "APP_WORKERS", 1)
+    port = _as_int(values["--port"], "APP_PORT")
+    check_workers(workers, redis_url, port)
+
     https = args.https if args.https is not None else _truthy(env.get("APP_HTTPS", ""))
     demo = args.demo if args.demo is not None else _truthy(env.get("APP_DEMO", ""))
     return Settings(
         db_path=db_path,
         secret_key=load_secret_key(key_file, env),
         host=str(values["--host"]),
-        port=_as_int(values["--port"], "APP_PORT"),
+        port=port,
         api_key=None if api_key is None else str(api_key),
         log_level=log_level,
         https=https,
@@ -321,4 +374,6 @@ def settings_from_args(
         max_connections_per_address=_as_int(
             values["--max-connections-per-address"], "APP_MAX_CONNECTIONS_PER_ADDRESS"
         ),
+        redis_url=redis_url,
+        workers=workers,
     )

@@ -12,6 +12,10 @@ Concurrency model (SQLite in WAL mode through aiosqlite):
 - A transaction is also a unit of work: code running inside it may register `after_commit`
   callbacks (the notification service hands stored notifications to live delivery that way), and
   those run only once the commit succeeded, never after a rollback.
+- Several processes may share the file (`--workers`): SQLite waits up to `busy_timeout` for
+  another process's write lock, and `retry_busy` retries `BEGIN IMMEDIATE`, `COMMIT` and
+  single-statement writes a few times more, with backoff, when that wait runs out
+  (SQLITE_BUSY, "database is locked").
 - A `transaction()` entered while the same task already has one open joins it: the outer block
   owns the commit. That is how the notification service writes its rows in the same transaction
   as the booking change that called it.
@@ -26,7 +30,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -41,18 +45,60 @@ AfterCommit = Callable[[], Awaitable[None]]
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA foreign_keys = ON",
-    "PRAGMA busy_timeout = 5000",
     # FULL: a notification we told a client about must survive a power cut, not only a crash.
     "PRAGMA synchronous = FULL",
 )
+BUSY_TIMEOUT_MS = 5000
+# Several processes share the file (--workers): SQLite waits `busy_timeout` for another
+# process's write lock, and a few waits more are cheaper than a failed request.
+BUSY_RETRIES = 4
+BUSY_BACKOFF_SECONDS = 0.05
+BUSY_BACKOFF_CAP_SECONDS = 1.0
+
+T = TypeVar("T")
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
+async def _connect(path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
-    for pragma in PRAGMAS:
+    for pragma in (*PRAGMAS, f"PRAGMA busy_timeout = {int(busy_timeout_ms)}"):
         await conn.execute(pragma)
     return conn
+
+
+def is_busy(exc: BaseException) -> bool:
+    """SQLITE_BUSY (any extended code): another connection holds the lock we need."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF == sqlite3.SQLITE_BUSY)
+    return "database is locked" in str(exc)
+
+
+async def retry_busy(operation: Callable[[], Awaitable[T]], what: str, retries: int) -> T:
+    """Run `operation`, again after a growing pause when it fails with SQLITE_BUSY, at most
+    `retries` more times. Only for steps that change nothing when they fail that way:
+    BEGIN IMMEDIATE, COMMIT (the transaction stays open and may be committed again), and a
+    statement committing on its own (its implicit transaction is rolled back)."""
+    delay = BUSY_BACKOFF_SECONDS
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except sqlite3.OperationalError as exc:
+            if attempt >= retries or not is_busy(exc):
+                raise
+            attempt += 1
+            log.warning(
+                "%s: database is locked by another process; retry %d of %d in %.2f s",
+                what,
+                attempt,
+                retries,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BUSY_BACKOFF_CAP_SECONDS)
 
 
 class Transaction:
@@ -91,9 +137,18 @@ def current_transaction() -> Transaction | None:
 
 
 class Database:
-    def __init__(self, path: Path, readers: int = 3) -> None:
+    def __init__(
+        self,
+        path: Path,
+        readers: int = 3,
+        *,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        busy_retries: int = BUSY_RETRIES,
+    ) -> None:
         self.path = path
         self._reader_count = readers
+        self._busy_timeout_ms = busy_timeout_ms
+        self._busy_retries = busy_retries
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
@@ -103,15 +158,15 @@ class Database:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await _connect(self.path)
+        self._writer = await _connect(self.path, self._busy_timeout_ms)
         # Checkpoints move the WAL into the database file with fsyncs; done at commit time
         # they would stall whichever write hit the threshold (a fan-out waiting 100+ ms).
         # A background task does them on a connection of its own instead.
         await self._writer.execute("PRAGMA wal_autocheckpoint = 0")
-        self._checkpointer = await _connect(self.path)
+        self._checkpointer = await _connect(self.path, self._busy_timeout_ms)
         self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint")
         for _ in range(self._reader_count):
-            reader = await _connect(self.path)
+            reader = await _connect(self.path, self._busy_timeout_ms)
             await reader.execute("PRAGMA query_only = ON")
             self._all_readers.append(reader)
             self._readers.put_nowait(reader)
@@ -179,7 +234,15 @@ class Database:
         if tx is not None:
             return await tx.fetch_all(sql, params)
         async with self._write_lock:
-            return list(await self.writer.execute_fetchall(sql, params))
+            return await retry_busy(
+                lambda: self._fetch_all_on_writer(sql, params), "write", self._busy_retries
+            )
+
+    async def _fetch_all_on_writer(self, sql: str, params: Params) -> list[sqlite3.Row]:
+        return list(await self.writer.execute_fetchall(sql, params))
+
+    async def _execute_on_writer(self, sql: str) -> None:
+        await self.writer.execute(sql)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
@@ -192,10 +255,14 @@ class Database:
             tx = Transaction(self.writer)
             token = _current.set(tx)
             try:
-                await self.writer.execute("BEGIN IMMEDIATE")
+                await retry_busy(
+                    lambda: self._execute_on_writer("BEGIN IMMEDIATE"), "begin", self._busy_retries
+                )
                 try:
                     yield tx
-                    await self.writer.execute("COMMIT")
+                    await retry_busy(
+                        lambda: self._execute_on_writer("COMMIT"), "commit", self._busy_retries
+                    )
                 except BaseException:
                     if self.writer.in_transaction:
                         # A COMMIT interrupted by cancellation may still complete in the

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from app import create_app, keys
 from app.config import Argon2Params, Settings
 from app.db import Database
+from tests.redis_fixtures import redis_server  # noqa: F401 (a fixture for every test module)
 
 TEST_API_KEY = "test-api-key-0123456789"
 PASSWORD = "correct horse battery"
