@@ -19,7 +19,7 @@ from app.realtime.messages import (
     Marked,
     SessionsEnded,
 )
-from app.realtime.redis_broker import Backoff, shard_messages
+from app.realtime.redis_broker import Backoff, redacted, shard_messages
 
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 rows = st.tuples(ints, ints, ints, ints)
@@ -189,3 +189,9 @@ def test_backoff_grows_to_its_cap_with_jitter_and_starts_over_on_reset() -> None
     assert len(set(delays)) == len(delays)  # jittered, not in step
     backoff.reset()
     assert backoff.next() <= 0.1
+
+
+def test_logged_redis_urls_hide_the_password() -> None:
+    assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redacted("redis://:s3cret@10.0.0.5:6379/1") == "redis://:***@10.0.0.5:6379/1"
+    assert redacted("redis://app:s3cret@10.0.0.5/1") == "redis://app:***@10.0.0.5/1"

@@ -313,3 +313,21 @@ async def test_close_sends_what_is_queued_before_it_returns(redis_server: RedisS
         assert not a.broker.up
         await b.inbox.wait_for(lambda i: len(i.data()) == 50, "every queued message")
         assert b.inbox.data() == marks  # in publish order
+
+
+async def test_a_failing_subscriber_breaks_neither_publish_nor_the_reader(
+    redis_server: RedisServer,
+) -> None:
+    def broken(message: BrokerMessage) -> None:
+        raise RuntimeError("a bug in a subscriber")
+
+    a, b = Process(redis_server.url), Process(redis_server.url)
+    a.broker.subscribe(broken)
+    b.broker.subscribe(broken)
+    b.broker.subscribe(late := Inbox())  # after the broken one
+    async with a, b:
+        mark = Marked(1, "read", None, 0)
+        await a.broker.publish(mark)  # does not raise
+        await late.wait_for(lambda i: mark in i.messages, "the mark past the broken subscriber")
+        await a.broker.publish(after := Marked(2, "read", None, 0))
+        await late.wait_for(lambda i: after in i.messages, "the reader still reading")

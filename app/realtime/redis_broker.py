@@ -41,6 +41,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -87,6 +88,16 @@ class RedisSettings:
     # How long `close` lets queued messages go out, how long `start` waits for Redis.
     flush_seconds: float = 2.0
     start_seconds: float = 3.0
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
 
 
 def channel_prefix(url: str) -> str:
@@ -202,6 +213,8 @@ class RedisBroker:
         # Catch-up notices owed to peers: wanted > sent means one must go out.
         self._notices_wanted = 0
         self._notices_sent = 0
+        self._messages_in = metrics.broker_messages.labels("in")
+        self._messages_out = metrics.broker_messages.labels("out")
         self._bad_log = ThrottledLog()
         self._link_log = ThrottledLog()
         self._started = False  # start() returned: sockets may be connected from now on
@@ -238,7 +251,9 @@ class RedisBroker:
             pass
         self._started = True
         if not self._subscribed:
-            log.warning("Redis at %s is not reachable yet; delivering locally only", s.url)
+            log.warning(
+                "Redis at %s is not reachable yet; delivering locally only", redacted(s.url)
+            )
 
     async def publish(self, message: BrokerMessage) -> None:
         self._deliver_local(message)
@@ -308,7 +323,7 @@ class RedisBroker:
             return
         if envelope.origin == self.origin:
             return
-        self._metrics.broker_messages.labels("in").inc()
+        self._messages_in.inc()
         self._deliver_local(envelope.message)
 
     def _set_state(self, *, subscribed: bool | None = None, publishing: bool | None = None) -> None:
@@ -425,7 +440,7 @@ class RedisBroker:
                 self._link_log.warning("Redis publish failed: %s", _describe(exc))
                 await asyncio.sleep(backoff.next())
                 continue
-            self._metrics.broker_messages.labels("out").inc(len(batch))
+            self._messages_out.inc(len(batch))
             self._notices_sent = max(self._notices_sent, notice)
             if not self._publishing:
                 backoff.reset()
