@@ -27,7 +27,14 @@ from app.realtime.broker import InProcessBroker
 from app.realtime.redis_broker import RedisBroker
 from tests.conftest import TEST_API_KEY, Browser, make_settings
 from tests.redis_fixtures import RedisServer, free_port
-from tests.ws_helpers import cookie_header, eventually, origin_of, receive, wait_closed
+from tests.ws_helpers import (
+    cookie_header,
+    eventually,
+    origin_of,
+    receive,
+    receive_until,
+    wait_closed,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS = "redis://127.0.0.1:6390/3"
@@ -176,6 +183,29 @@ async def test_logging_out_on_one_process_closes_the_sessions_sockets_on_another
         assert (await provider.post("/logout")).status == 303
         assert await wait_closed(here, within=2) == (4401, "session ended")
         assert await wait_closed(there, within=2) == (4401, "session ended")
+
+
+async def test_reading_on_one_process_clears_it_on_a_device_connected_to_another(
+    provider: Browser, server: TestServer, second_server: TestServer, app: web.Application
+) -> None:
+    assert provider.user_id is not None
+    stored = await app[keys.NOTIFIER].send_to_user(provider.user_id, "notification", {"m": 1})
+    cookie = cookie_header(provider)
+    async with aiohttp.ClientSession() as http:
+        sockets = [
+            await http.ws_connect(
+                f"{origin_of(site)}/ws?last_id=0",
+                headers={"Origin": origin_of(site), "Cookie": cookie},
+            )
+            for site in (server, second_server)
+        ]
+        for ws in sockets:  # each device has it (replayed from the shared database)
+            frame, _ = await receive_until(ws, "notification")
+            assert frame["id"] == stored.id
+        here, there = sockets
+        await here.send_json({"type": "mark_read", "ids": [stored.id]})
+        frame, _ = await receive_until(there, "notification_read")
+        assert (frame["ids"], frame["unread"]) == ([stored.id], 0)
 
 
 # -- run.py --workers ------------------------------------------------------------------------
