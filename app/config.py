@@ -7,6 +7,7 @@ over the default. `settings_from_args` is what `run.py` calls; tests build `Sett
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -251,17 +252,29 @@ def load_secret_key(path: Path, env: Mapping[str, str]) -> bytes:
         if len(raw) < 32:
             raise ConfigError("APP_SECRET_KEY must be at least 32 characters")
         return raw.encode()
-    if path.exists():
-        data = path.read_bytes().strip()
-        if len(data) < 32:
-            raise ConfigError(f"secret key file {path} holds fewer than 32 bytes")
-        return data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    data = secrets.token_hex(32).encode()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    if not path.exists():
+        _create_secret_key_file(path)
+    data = path.read_bytes().strip()
+    if len(data) < 32:
+        raise ConfigError(f"secret key file {path} holds fewer than 32 bytes")
     return data
+
+
+def _create_secret_key_file(path: Path) -> None:
+    """Write a new key beside `path`, then link it into place: several processes started at
+    once on a fresh directory all end up reading the one whole key that won."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_hex(32).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process's key won
+            os.link(temporary, path)
+    finally:
+        temporary.unlink()
 
 
 def _as_float(value: object, name: str, minimum: float = 0.0) -> float:

@@ -76,6 +76,12 @@ async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
         statements = split_statements(migration.path.read_text(encoding="utf-8"))
         try:
             async with db.transaction() as tx:
+                # Another process starting at the same time may have applied it since the
+                # check above; inside the write lock the answer is final.
+                if await tx.fetch_one(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+                ):
+                    continue
                 for statement in statements:
                     await tx.execute(statement)
                 await tx.execute(
