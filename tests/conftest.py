@@ -25,6 +25,7 @@ from app import create_app, keys
 from app.config import Argon2Params, Settings
 from app.db import Database
 from tests.pg import Cluster, Unavailable, find_bindir
+from tests.redis_fixtures import redis_server  # noqa: F401 (a fixture for every test module)
 from tests.stores import OutsideDatabase
 
 TEST_API_KEY = "test-api-key-0123456789"

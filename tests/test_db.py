@@ -20,6 +20,7 @@ from app.db import (
 )
 from app.migrate import migrate
 from app.notifications import store
+from app.notifications.models import stored_ids
 from app.notifications.store import NewGroup
 from tests.conftest import MakeSettings
 
@@ -254,13 +255,13 @@ async def test_each_stored_notification_carries_its_users_unread_count_including
         ],
     )
 
-    assert [(user, unread) for _id, user, unread in one.rows] == [
-        (first, 1),
-        (second, 1),
-        (first, 2),
+    assert [(user, seq, unread) for _id, user, seq, unread in one.rows] == [
+        (first, 1, 1),
+        (second, 1, 1),
+        (first, 2, 2),
     ]
-    assert [(user, unread) for _id, user, unread in two.rows] == [(first, 3)]
-    ids = one.ids + two.ids
+    assert [(user, seq, unread) for _id, user, seq, unread in two.rows] == [(first, 3, 3)]
+    ids = stored_ids(one) + stored_ids(two)
     assert ids == sorted(ids)
     assert await store.unread_count(database, first) == 3
 

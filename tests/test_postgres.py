@@ -12,6 +12,7 @@ import pytest
 from app.db import DatabaseError, PostgresDatabase
 from app.db.postgres import redacted, split_statements, translate
 from app.notifications import store
+from app.notifications.models import stored_ids
 from app.notifications.store import NewGroup
 from tests.pg import Cluster
 from tests.ws_helpers import eventually
@@ -146,11 +147,14 @@ async def test_a_second_transaction_storing_for_the_same_user_waits_and_gets_the
         assert not second_task.done()
     [second] = await second_task
 
-    assert first.ids[0] < unrelated.ids[0] < second.ids[0]
+    assert stored_ids(first)[0] < stored_ids(unrelated)[0] < stored_ids(second)[0]
     rows = await pg.fetch_all(
         "SELECT id, seq FROM notifications WHERE user_id = ? ORDER BY id", (user,)
     )
-    assert [(row["id"], row["seq"]) for row in rows] == [(first.ids[0], 1), (second.ids[0], 2)]
+    assert [(row["id"], row["seq"]) for row in rows] == [
+        (stored_ids(first)[0], 1),
+        (stored_ids(second)[0], 2),
+    ]
     assert await pg.fetch_value("SELECT last_seq FROM users WHERE id = ?", (user,)) == 2
 
 
@@ -174,7 +178,7 @@ async def test_read_marks_and_deletes_keep_the_unread_count(pg: PostgresDatabase
     [group] = await store.insert_groups(
         pg, [NewGroup([user, user, user], "notification", "n", None, "{}")]
     )
-    first, second, third = group.ids
+    first, second, third = stored_ids(group)
 
     async with pg.transaction() as tx:
         marked = await store.mark_read(tx, user, [first, second])

@@ -8,6 +8,9 @@ Concurrency model (WAL mode):
   process holds the lock, whatever the busy timeout). So transactions are serialised, within
   this process by the lock and across processes by SQLite's: `Transaction.lock` has nothing
   left to do.
+- Several processes may share the file (`--workers`): SQLite waits up to the busy timeout for
+  another process's write lock, and `BEGIN IMMEDIATE`, `COMMIT` and single-statement writes
+  are retried a few times more, with backoff, when that wait runs out (SQLITE_BUSY).
 - Reads outside a transaction go to reader connections and see only committed data. aiosqlite
   serialises calls on one connection but does not isolate them, so a read sharing the writer
   connection could see rows that are later rolled back.
@@ -19,9 +22,9 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import aiosqlite
 
@@ -45,10 +48,42 @@ CHECKPOINT_SECONDS = 1.0
 PRAGMAS = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA foreign_keys = ON",
-    "PRAGMA busy_timeout = 5000",
     # FULL: a notification we told a client about must survive a power cut, not only a crash.
     "PRAGMA synchronous = FULL",
 )
+BUSY_TIMEOUT_MS = 5000
+# Several processes share the file (--workers): SQLite waits `busy_timeout` for another
+# process's write lock, and a few waits more are cheaper than a failed request.
+BUSY_RETRIES = 4
+BUSY_BACKOFF_SECONDS = 0.05
+BUSY_BACKOFF_CAP_SECONDS = 1.0
+
+T = TypeVar("T")
+
+
+async def retry_busy(operation: Callable[[], Awaitable[T]], what: str, retries: int) -> T:
+    """Run `operation`, again after a growing pause when it fails with SQLITE_BUSY, at most
+    `retries` more times. Only for steps that change nothing when they fail that way:
+    BEGIN IMMEDIATE, COMMIT (the transaction stays open and may be committed again), and a
+    statement committing on its own (its implicit transaction is rolled back)."""
+    delay = BUSY_BACKOFF_SECONDS
+    attempt = 0
+    while True:
+        try:
+            return await operation()
+        except RetryableError:
+            if attempt >= retries:
+                raise
+            attempt += 1
+            log.warning(
+                "%s: database is locked by another process; retry %d of %d in %.2f s",
+                what,
+                attempt,
+                retries,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BUSY_BACKOFF_CAP_SECONDS)
 
 
 def split_statements(script: str) -> list[str]:
@@ -98,12 +133,17 @@ def _translated() -> Iterator[None]:
         raise DatabaseError(str(exc)) from exc
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
+async def _connect(path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
-    for pragma in PRAGMAS:
+    for pragma in (*PRAGMAS, f"PRAGMA busy_timeout = {int(busy_timeout_ms)}"):
         await conn.execute(pragma)
     return conn
+
+
+async def _run(conn: aiosqlite.Connection, sql: str) -> None:
+    with _translated():
+        await conn.execute(sql)
 
 
 async def _fetch(conn: aiosqlite.Connection, sql: str, params: Params) -> list[Row]:
@@ -141,9 +181,18 @@ class SqliteTransaction(Transaction):
 class SqliteDatabase(Database):
     dialect = DIALECT
 
-    def __init__(self, path: Path, readers: int = 3) -> None:
+    def __init__(
+        self,
+        path: Path,
+        readers: int = 3,
+        *,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        busy_retries: int = BUSY_RETRIES,
+    ) -> None:
         self.path = path
         self._reader_count = readers
+        self._busy_timeout_ms = busy_timeout_ms
+        self._busy_retries = busy_retries
         self._writer: aiosqlite.Connection | None = None
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
@@ -156,15 +205,15 @@ class SqliteDatabase(Database):
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await _connect(self.path)
+        self._writer = await _connect(self.path, self._busy_timeout_ms)
         # Checkpoints move the WAL into the database file with fsyncs; done at commit time
         # they would stall whichever write hit the threshold (a fan-out waiting 100+ ms).
         # A background task does them on a connection of its own instead.
         await self._writer.execute("PRAGMA wal_autocheckpoint = 0")
-        self._checkpointer = await _connect(self.path)
+        self._checkpointer = await _connect(self.path, self._busy_timeout_ms)
         self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="wal-checkpoint")
         for _ in range(self._reader_count):
-            reader = await _connect(self.path)
+            reader = await _connect(self.path, self._busy_timeout_ms)
             await reader.execute("PRAGMA query_only = ON")
             self._all_readers.append(reader)
             self._readers.put_nowait(reader)
@@ -210,18 +259,19 @@ class SqliteDatabase(Database):
 
     async def _write_alone(self, sql: str, params: Params) -> list[Row]:
         async with self._write_lock:
-            return await _fetch(self.writer, sql, params)
+            return await retry_busy(
+                lambda: _fetch(self.writer, sql, params), "write", self._busy_retries
+            )
 
     @contextlib.asynccontextmanager
     async def _begin(self) -> AsyncIterator[Transaction]:
         async with self._write_lock:
             writer = self.writer
-            with _translated():
-                await writer.execute("BEGIN IMMEDIATE")
+            retries = self._busy_retries
+            await retry_busy(lambda: _run(writer, "BEGIN IMMEDIATE"), "begin", retries)
             try:
                 yield SqliteTransaction(writer)
-                with _translated():
-                    await writer.execute("COMMIT")
+                await retry_busy(lambda: _run(writer, "COMMIT"), "commit", retries)
             except BaseException:
                 if writer.in_transaction:
                     # A COMMIT interrupted by cancellation may still complete in the

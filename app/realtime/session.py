@@ -122,7 +122,11 @@ class ClientSession:
         # replays.
         self._history_end: Position | None = None
 
-    async def run(self, resume: ResumePoint | None) -> None:
+    async def run(
+        self, resume: ResumePoint | None, on_welcome: Callable[[], None] | None = None
+    ) -> None:
+        """Welcome, replay, then serve the client's frames until the socket closes.
+        `on_welcome` runs once the welcome is sent (the handshake is done)."""
         position = await self.history.position(self.user_id)
         await self.conn.send_now(
             Outbound(
@@ -135,6 +139,8 @@ class ClientSession:
                 )
             )
         )
+        if on_welcome is not None:
+            on_welcome()
         if resume is None:
             self._history_end = position
             self.conn.start_at(position.last_id, position.last_seq)
