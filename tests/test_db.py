@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -278,3 +280,18 @@ async def test_a_notification_for_an_unknown_user_is_a_conflict_and_stores_nothi
 
     assert await database.fetch_value("SELECT count(*) FROM notifications") == 0
     assert await store.unread_count(database, known) == 0
+
+
+def test_no_driver_or_driver_type_is_used_outside_the_database_package() -> None:
+    app = Path(__file__).resolve().parent.parent / "app"
+    banned = re.compile(
+        r"\b(import (sqlite3|aiosqlite|asyncpg)|from (sqlite3|aiosqlite|asyncpg)\b|lastrowid)"
+    )
+    offenders = [
+        f"{path.relative_to(app)}:{number}"
+        for path in app.rglob("*.py")
+        if path.parent.name != "db"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if banned.search(line)
+    ]
+    assert offenders == []

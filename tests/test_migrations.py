@@ -6,6 +6,7 @@ the only part written per store (below).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -254,3 +255,21 @@ def test_each_store_has_its_own_directory_of_migrations() -> None:
     for dialect in ("sqlite", "postgresql"):
         assert discover(MIGRATIONS_ROOT / dialect), dialect
     assert not list(MIGRATIONS_ROOT.glob("*.sql")), "migrations live in a directory per store"
+
+
+async def test_processes_starting_together_apply_each_migration_once(fresh_db: Database) -> None:
+    # Another process (or host) on the same database, starting at the same moment.
+    if isinstance(fresh_db, PostgresDatabase):
+        other: Database = PostgresDatabase(fresh_db.url)
+    else:
+        assert isinstance(fresh_db, SqliteDatabase)
+        other = SqliteDatabase(fresh_db.path)
+    await other.open()
+    try:
+        first, second = await asyncio.gather(migrate(fresh_db), migrate(other))
+    finally:
+        await other.close()
+
+    names = [m.name for m in discover(migrations_dir(fresh_db.dialect))]
+    assert sorted(first + second) == names
+    assert [name for _, name in await recorded(fresh_db)] == names

@@ -20,7 +20,7 @@ from app.clock import to_text, utc_now
 from app.config import Settings
 from app.db import Database
 from app.security import derive_key
-from tests.conftest import PASSWORD, Browser, BrowserFactory, MakeSettings
+from tests.conftest import PASSWORD, Browser, BrowserFactory, MakeSettings, sqlite_only
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -218,8 +218,16 @@ async def test_the_database_keeps_only_a_sha256_of_the_session_token(
     assert row is not None
     assert row["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
     assert all(token not in str(value) for value in tuple(row))
-    # Not anywhere in the database files either (main file and write-ahead log).
+
+
+@sqlite_only  # a look at SQLite's own files; PostgreSQL's are the server's, not ours to read
+async def test_the_session_token_is_nowhere_in_the_sqlite_files(
+    client_browser: Browser, settings: Settings, db: Database
+) -> None:
+    token = cookie_token(settings, session_cookie(client_browser))
     files = [Path(str(settings.db_path) + suffix) for suffix in ("", "-wal")]
+
+    assert files[0].exists()
     for path in files:
         if path.exists():
             assert token.encode() not in path.read_bytes(), path
