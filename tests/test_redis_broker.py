@@ -331,3 +331,19 @@ async def test_a_failing_subscriber_breaks_neither_publish_nor_the_reader(
         await late.wait_for(lambda i: mark in i.messages, "the mark past the broken subscriber")
         await a.broker.publish(after := Marked(2, "read", None, 0))
         await late.wait_for(lambda i: after in i.messages, "the reader still reading")
+
+
+async def test_close_always_returns_even_when_it_lands_on_a_ping(
+    redis_server: RedisServer,
+) -> None:
+    # A ping every 2 ms: close() often cancels the reader in the middle of one. (redis-py's
+    # asyncio.wait_for around a send swallowed such a cancellation on Python 3.11, and close
+    # then waited forever.)
+    for _ in range(60):
+        broker = RedisBroker(fast_settings(redis_server.url, ping_seconds=0.002), Metrics())
+        await broker.start()
+        await asyncio.sleep(0.01)
+        closing = asyncio.ensure_future(broker.close())
+        done, _ = await asyncio.wait({closing}, timeout=5)
+        assert closing in done, "close() did not return"
+        closing.result()

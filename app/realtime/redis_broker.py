@@ -62,7 +62,6 @@ from app.realtime.messages import (
     Row,
     SessionsEnded,
 )
-from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,8 @@ class RedisSettings:
     ping_seconds: float = 5.0
     dead_after_seconds: float = 15.0
     connect_timeout_seconds: float = 2.0
-    socket_timeout_seconds: float = 5.0
+    # A command (a publish batch, a ping) not answered in this long: the link is broken.
+    command_timeout_seconds: float = 5.0
     # Encoded messages waiting for the sender; more are dropped (and peers told to catch up).
     outbox_limit: int = 10_000
     batch_size: int = 500
@@ -218,7 +218,8 @@ class RedisBroker:
         self._bad_log = ThrottledLog()
         self._link_log = ThrottledLog()
         self._started = False  # start() returned: sockets may be connected from now on
-        self._closed = False
+        self._closed = False  # publish: local only from now on
+        self._stopping = False  # the loops: end at the next turn
         metrics.broker_up.set(0)
 
     # -- the Broker protocol -------------------------------------------------------------
@@ -243,18 +244,17 @@ class RedisBroker:
         # The publisher may retry once: a pooled connection that Redis closed in the meantime
         # is replaced without a failure. The listener never retries on its own: redis-py would
         # reconnect and resubscribe silently, and a gap would go unnoticed.
-        common: dict[str, Any] = {
-            "socket_connect_timeout": s.connect_timeout_seconds,
-            "socket_timeout": s.socket_timeout_seconds,
-        }
+        # No socket_timeout: with one, redis-py sends each command through asyncio.wait_for,
+        # which on Python 3.11 can swallow a cancellation (the task then never stops); every
+        # command here runs under an asyncio.timeout of ours instead, every read has its own.
+        common: dict[str, Any] = {"socket_connect_timeout": s.connect_timeout_seconds}
         self._publisher = Redis.from_url(s.url, retry=Retry(NoBackoff(), 1), **common)
         self._listener = Redis.from_url(s.url, retry=Retry(NoBackoff(), 0), **common)
         self._reader = asyncio.create_task(self._read_forever(), name="redis-broker-reader")
         self._sender = asyncio.create_task(self._send_forever(), name="redis-broker-sender")
-        try:
-            await asyncio.wait_for(self._first_attempt.wait(), s.start_seconds)
-        except TimeoutError:
-            pass
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(s.start_seconds):
+                await self._first_attempt.wait()
         self._started = True
         if not self._subscribed:
             log.warning(
@@ -294,9 +294,11 @@ class RedisBroker:
         if self._sender is not None and self._publishing and self._outbox:
             # Graceful shutdown: the last notifications should still reach the other processes.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), self._settings.flush_seconds)
-        await cancel_and_wait(self._reader)
-        await cancel_and_wait(self._sender)
+                async with asyncio.timeout(self._settings.flush_seconds):
+                    await self._drained.wait()
+        self._stopping = True
+        await _stop(self._reader)
+        await _stop(self._sender)
         self._reader = self._sender = None
         for client in (self._publisher, self._listener):
             if client is not None:
@@ -349,12 +351,13 @@ class RedisBroker:
         s = self._settings
         backoff = Backoff(s.reconnect_base_seconds, s.reconnect_cap_seconds)
         lost = False
-        while True:
+        while not self._stopping:
             assert self._listener is not None
             pubsub = self._listener.pubsub(push_handler_func=_as_it_is)
             since: float | None = None
             try:
-                await asyncio.wait_for(self._subscribe(pubsub), s.connect_timeout_seconds * 2)
+                async with asyncio.timeout(s.connect_timeout_seconds * 2):
+                    await self._subscribe(pubsub)
                 self._set_state(subscribed=True)
                 since = time.monotonic()
                 if lost:
@@ -395,7 +398,7 @@ class RedisBroker:
         s = self._settings
         heard = time.monotonic()
         pinged = heard
-        while True:
+        while not self._stopping:
             reply = await _read(pubsub, s.ping_seconds)
             now = time.monotonic()
             if reply is not None:
@@ -410,14 +413,15 @@ class RedisBroker:
                 raise TimeoutError(f"no reply from Redis for {now - heard:.0f} s")
             if now - pinged >= s.ping_seconds:
                 pinged = now
-                await pubsub.ping()
+                async with asyncio.timeout(s.command_timeout_seconds):
+                    await pubsub.ping()
 
     # -- publishing ----------------------------------------------------------------------
 
     async def _send_forever(self) -> None:
         s = self._settings
         backoff = Backoff(s.reconnect_base_seconds, s.reconnect_cap_seconds)
-        while True:
+        while not self._stopping:
             if not self._outbox and self._notices_sent >= self._notices_wanted:
                 self._drained.set()
                 self._wake.clear()
@@ -434,7 +438,8 @@ class RedisBroker:
                 pipe = self._publisher.pipeline(transaction=False)
                 for channel, data in batch:
                     pipe.publish(channel, data)
-                await pipe.execute()
+                async with asyncio.timeout(s.command_timeout_seconds):
+                    await pipe.execute()
             except _LINK_ERRORS as exc:
                 notices = 1 if self._notices_sent < notice else 0
                 lost = len(batch) - notices + len(self._outbox)
@@ -480,3 +485,13 @@ async def _read(pubsub: PubSub, within: float) -> list[Any] | None:
 async def _as_it_is(reply: Any) -> Any:
     """The push handler: redis-py's default formats a debug line for every message."""
     return reply
+
+
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    """Cancel a loop task and wait until it has ended, cancelling again should a library
+    swallow the cancellation (the loops also stop at their next turn once closed)."""
+    while task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    if task is not None and not task.cancelled() and task.exception() is not None:
+        log.error("broker task %s failed", task.get_name(), exc_info=task.exception())
