@@ -22,7 +22,6 @@ from app.db import (
 )
 from app.migrate import migrate
 from app.notifications import store
-from app.notifications.models import stored_ids
 from app.notifications.store import NewGroup
 from tests.conftest import MakeSettings
 
@@ -263,9 +262,45 @@ async def test_each_stored_notification_carries_its_users_unread_count_including
         (first, 2, 2),
     ]
     assert [(user, seq, unread) for _id, user, seq, unread in two.rows] == [(first, 3, 3)]
-    ids = stored_ids(one) + stored_ids(two)
-    assert ids == sorted(ids)
+    firsts = [row for row in one.rows + two.rows if row[1] == first]
+    assert [row[0] for row in firsts] == sorted(row[0] for row in firsts)  # id order = seq order
     assert await store.unread_count(database, first) == 3
+
+
+async def test_rows_are_stored_in_user_order_and_come_back_in_the_callers_order(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Several statements in one transaction, users given in descending order: rows are
+    # inserted by user id (no two writers lock users in opposite orders), and each group
+    # still answers in the order it was asked.
+    monkeypatch.setattr(store, "_INSERT_CHUNK", 2)
+    users = [await add_user(database, f"u{n}@example.com") for n in range(5)]
+    wanted = list(reversed(users))
+
+    [one, two] = await store.insert_groups(
+        database,
+        [
+            NewGroup(wanted, "notification", "notification", None, '{"n": 1}'),
+            NewGroup([users[2], users[0]], "notification", "notification", None, '{"n": 2}'),
+        ],
+    )
+
+    assert [row[1] for row in one.rows] == wanted
+    assert [row[1] for row in two.rows] == [users[2], users[0]]
+    assert all(row[2] == 1 for row in one.rows) and all(row[2] == 2 for row in two.rows)
+    for group, n in ((one, 1), (two, 2)):
+        for notification_id, user_id, seq, _unread in group.rows:
+            stored = await database.fetch_one(
+                "SELECT user_id, seq, data FROM notifications WHERE id = ?", (notification_id,)
+            )
+            assert stored is not None
+            assert (stored["user_id"], stored["seq"], stored["data"]) == (
+                user_id,
+                seq,
+                f'{{"n": {n}}}',
+            )
+    by_user = await database.fetch_all("SELECT id, user_id FROM notifications ORDER BY id")
+    assert [row["user_id"] for row in by_user] == sorted(row["user_id"] for row in by_user)
 
 
 async def test_a_notification_for_an_unknown_user_is_a_conflict_and_stores_nothing(

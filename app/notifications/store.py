@@ -72,53 +72,61 @@ def _insert_sql(db: Database, count: int) -> str:
     )
 
 
-def _params(group: NewGroup, user_ids: Sequence[int], created_at: str) -> list[object]:
-    shared = (group.type, group.event, group.key, group.raw_data, created_at)
-    return [value for user_id in user_ids for value in (user_id, *shared)]
+def _row_params(group: NewGroup, user_id: int, created_at: str) -> tuple[object, ...]:
+    return (user_id, group.type, group.event, group.key, group.raw_data, created_at)
 
 
 async def insert_groups(db: Database, groups: Sequence[NewGroup]) -> list[StoredGroup]:
-    """Insert every group's rows in order, atomically; each stored row carries its user's
-    unread count right after it. Joins the task's open transaction if there is one. Raises
-    ConflictError (and stores nothing) when a user does not exist."""
+    """Insert every group's rows, atomically; each stored row carries its user's seq and
+    unread count right after it, and each group's rows come back in its `user_ids` order.
+    Joins the task's open transaction if there is one. Raises ConflictError (and stores
+    nothing) when a user does not exist.
+
+    Rows are inserted in user id order (stable, so one user's rows keep the groups' order):
+    on PostgreSQL each row locks its user's row, and two processes storing for the same users
+    in different orders would otherwise deadlock."""
     created_at = now_text()
-    # Statements of at most _INSERT_CHUNK rows, each row tagged with its group.
-    statements: list[list[object]] = [[]]
-    counts = [0]
-    for group in groups:
-        for start in range(0, len(group.user_ids), _INSERT_CHUNK):
-            part = group.user_ids[start : start + _INSERT_CHUNK]
-            if counts[-1] + len(part) > _INSERT_CHUNK:
-                statements.append([])
-                counts.append(0)
-            statements[-1] += _params(group, part, created_at)
-            counts[-1] += len(part)
-    returned: list[Row] = []
+    # (user id, group index, position in group), sorted by user id, stable.
+    entries = sorted(
+        (
+            (user_id, index, position)
+            for index, group in enumerate(groups)
+            for position, user_id in enumerate(group.user_ids)
+        ),
+        key=lambda entry: entry[0],
+    )
+    # Statements of at most _INSERT_CHUNK rows.
+    chunks = [
+        entries[start : start + _INSERT_CHUNK] for start in range(0, len(entries), _INSERT_CHUNK)
+    ]
+    statements = [
+        [
+            value
+            for user_id, index, _ in chunk
+            for value in _row_params(groups[index], user_id, created_at)
+        ]
+        for chunk in chunks
+    ]
+    returned: list[list[Row]] = []
     if len(statements) == 1:
-        if counts[0]:
-            returned = await db.write_statement(_insert_sql(db, counts[0]), statements[0])
-    else:
+        returned = [await db.write_statement(_insert_sql(db, len(chunks[0])), statements[0])]
+    elif statements:
         async with db.transaction() as tx:
-            for params, count in zip(statements, counts, strict=True):
-                returned += await tx.fetch_all(_insert_sql(db, count), params)
-    # Both stores insert the VALUES rows in order, so sorted ids line up with the groups' users.
-    rows = sorted((r[0], r[1], r[2], r[3]) for r in returned)
-    stored: list[StoredGroup] = []
-    offset = 0
-    for group in groups:
-        size = len(group.user_ids)
-        stored.append(
-            StoredGroup(
-                group.type,
-                group.event,
-                group.key,
-                group.raw_data,
-                created_at,
-                tuple(rows[offset : offset + size]),
-            )
-        )
-        offset += size
-    return stored
+            for params, chunk in zip(statements, chunks, strict=True):
+                returned.append(await tx.fetch_all(_insert_sql(db, len(chunk)), params))
+    # Both stores insert the VALUES rows in order, so a statement's rows sorted by id line up
+    # with its entries.
+    placed: list[list[tuple[int, int, int, int]]] = [
+        [(0, 0, 0, 0)] * len(group.user_ids) for group in groups
+    ]
+    for chunk, rows in zip(chunks, returned, strict=True):
+        ordered = sorted((r[0], r[1], r[2], r[3]) for r in rows)
+        for (_user_id, index, position), row in zip(chunk, ordered, strict=True):
+            placed[index][position] = row
+    return [
+        StoredGroup(group.type, group.event, group.key, group.raw_data, created_at, tuple(rows))
+        for group, rows in zip(groups, placed, strict=True)
+    ]
 
 
 async def unknown_users(db: Database, user_ids: Sequence[int]) -> list[int]:
