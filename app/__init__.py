@@ -19,7 +19,7 @@ from app.accounts.sessions import SessionStore
 from app.clock import to_text, utc_now
 from app.config import Settings
 from app.connections import ConnectionLimiter, accept_errors_ctx
-from app.db import Database
+from app.db import database_from_settings
 from app.demo import seed_demo
 from app.jobs import Job, JobRunner, Leases, process_name
 from app.marketplace.billing import resolve_interrupted_payments
@@ -31,9 +31,11 @@ from app.notifications.delivery import DeliveryRecorder
 from app.notifications.live import NotificationFrames, StoreHistory
 from app.notifications.service import NotificationService
 from app.notifications.store import forget_client_messages
-from app.realtime.broker import InProcessBroker
+from app.realtime.broker import Broker, InProcessBroker
+from app.realtime.handshake_gate import HandshakeGate
 from app.realtime.hub import Hub, HubSettings
 from app.realtime.messages import SessionsEnded
+from app.realtime.redis_broker import RedisBroker, RedisSettings
 from app.rendering import FILTERS
 from app.routes import setup_routes
 from app.security import Passwords, csrf_middleware, derive_key, headers_middleware
@@ -51,8 +53,15 @@ CLIENT_MESSAGE_MEMORY = timedelta(days=7)
 def create_app(
     settings: Settings, *, payment_processor: PaymentProcessor | None = None
 ) -> web.Application:
+    metrics = Metrics()
+    handshake_gate = HandshakeGate(
+        settings.ws_handshake_concurrency, settings.ws_handshake_wait_seconds, metrics
+    )
     app = web.Application(
-        middlewares=[headers_middleware(lambda request: keys.USER in request)],
+        middlewares=[
+            headers_middleware(lambda request: keys.USER in request),
+            handshake_gate.middleware("/ws"),
+        ],
         client_max_size=256 * 1024,
         # aiohttp's wait-for-request timer, which runs from when a connection opens and from the
         # end of each response and is not extended by trickling bytes: the header timeout.
@@ -86,9 +95,9 @@ def create_app(
         filters=FILTERS,
     )
     app[aiohttp_jinja2.static_root_key] = "/static"
-    app[keys.METRICS] = metrics = Metrics()
+    app[keys.METRICS] = metrics
     app[keys.CONNECTIONS] = ConnectionLimiter(settings.max_connections_per_address, metrics)
-    app[keys.BROKER] = InProcessBroker()
+    app[keys.BROKER] = make_broker(settings, metrics)
     app[keys.HUB] = Hub(
         HubSettings(
             heartbeat_seconds=settings.ws_heartbeat_seconds,
@@ -110,9 +119,17 @@ def create_app(
     return app
 
 
+def make_broker(settings: Settings, metrics: Metrics) -> Broker:
+    """Redis when a URL is configured (several processes are one site), else in-process."""
+    if settings.redis_url is None:
+        return InProcessBroker()
+    return RedisBroker(RedisSettings(settings.redis_url), metrics)
+
+
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    db = Database(settings.db_path)
+    db = database_from_settings(settings)
+    log.info("database: %s", db.describe())
     await db.open()
     try:
         await migrate(db)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hmac
-import sqlite3
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import keys, strictjson
+from app.db import ConflictError
 from app.notifications.models import ENVELOPE_TYPES, stored_ids
 
 MAX_USERS_PER_CALL = 10_000
@@ -75,7 +75,7 @@ async def publish(request: web.Request) -> web.StreamResponse:
         notifier = app[keys.NOTIFIER]
         try:
             stored = await notifier.publish(user_ids, kind, data, key=key)
-        except sqlite3.IntegrityError:
+        except ConflictError:
             # A foreign key refused an unknown user and nothing was stored; say which.
             unknown = await notifier.unknown_users(user_ids)
             raise PublishError(

@@ -7,11 +7,15 @@ over the default. `settings_from_args` is what `run.py` calls; tests build `Sett
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from redis.asyncio.connection import parse_url
 
 from app.forms import NumberError, parse_int
 
@@ -36,6 +40,8 @@ class Argon2Params:
 class Settings:
     db_path: Path
     secret_key: bytes
+    # PostgreSQL instead of the SQLite file at db_path (a site on more than one host).
+    database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str | None = None
@@ -66,6 +72,10 @@ class Settings:
     # With a broker that can lose messages unnoticed (not the in-process one), every socket
     # is checked against the store this often, besides after every broker reconnect.
     ws_catch_up_seconds: float = 30.0
+    # WebSocket handshakes in progress at once (a reconnect storm waits its turn, and other
+    # requests stay fast); one waiting longer than `ws_handshake_wait_seconds` gets 503.
+    ws_handshake_concurrency: int = 32
+    ws_handshake_wait_seconds: float = 10.0
     # Client message ids remembered per user (the oldest are forgotten past this).
     client_messages_per_user: int = 1000
     # Maintenance jobs (interrupted payments, pruning) run this often, in one process.
@@ -79,6 +89,10 @@ class Settings:
     header_timeout_seconds: float = 10.0
     # Open connections per client address, per process (a descriptor guard); 0: no cap.
     max_connections_per_address: int = 256
+    # Scale-out: a Redis URL selects the Redis broker (None: in-process); `workers` processes
+    # share the port (SO_REUSEPORT), the database and Redis.
+    redis_url: str | None = None
+    workers: int = 1
 
     @property
     def cookie_name(self) -> str:
@@ -92,6 +106,14 @@ _OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
     ("--host", "APP_HOST", "address to listen on", str, "127.0.0.1"),
     ("--port", "APP_PORT", "port to listen on", int, 8080),
     ("--db", "APP_DB", "SQLite database file (created on first start)", str, "data/app.db"),
+    (
+        "--database-url",
+        "APP_DATABASE_URL",
+        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE: PostgreSQL instead of the SQLite file "
+        "(the database must exist; its tables are created on first start)",
+        str,
+        None,
+    ),
     ("--api-key", "APP_API_KEY", "bearer key for POST /api/publish (unset: API off)", str, None),
     (
         "--secret-key-file",
@@ -156,6 +178,22 @@ _OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
         "with 503 (0: no cap)",
         int,
         256,
+    ),
+    (
+        "--redis-url",
+        "APP_REDIS_URL",
+        "redis://HOST:PORT/DB: deliver through Redis pub/sub, so several processes (or hosts) "
+        "sharing the database are one site (unset: in-process delivery)",
+        str,
+        None,
+    ),
+    (
+        "--workers",
+        "APP_WORKERS",
+        "worker processes serving the one port (SO_REUSEPORT); more than 1 needs --redis-url "
+        "and a fixed --port",
+        int,
+        1,
     ),
     ("--log-level", "APP_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", str, "INFO"),
     ("--currency", "APP_CURRENCY", "ISO 4217 code shown with every price", str, "USD"),
@@ -232,17 +270,29 @@ def load_secret_key(path: Path, env: Mapping[str, str]) -> bytes:
         if len(raw) < 32:
             raise ConfigError("APP_SECRET_KEY must be at least 32 characters")
         return raw.encode()
-    if path.exists():
-        data = path.read_bytes().strip()
-        if len(data) < 32:
-            raise ConfigError(f"secret key file {path} holds fewer than 32 bytes")
-        return data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    data = secrets.token_hex(32).encode()
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
+    if not path.exists():
+        _create_secret_key_file(path)
+    data = path.read_bytes().strip()
+    if len(data) < 32:
+        raise ConfigError(f"secret key file {path} holds fewer than 32 bytes")
     return data
+
+
+def _create_secret_key_file(path: Path) -> None:
+    """Write a new key beside `path`, then link it into place: several processes started at
+    once on a fresh directory all end up reading the one whole key that won."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_hex(32).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process's key won
+            os.link(temporary, path)
+    finally:
+        temporary.unlink()
 
 
 def _as_float(value: object, name: str, minimum: float = 0.0) -> float:
@@ -269,6 +319,52 @@ def parse_origins(value: str) -> tuple[str, ...]:
     return origins
 
 
+def parse_database_url(value: str) -> str:
+    """A PostgreSQL URL with a host and a database name; the password is never echoed."""
+    url = value.strip()
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise ConfigError("APP_DATABASE_URL is not a valid URL") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            "APP_DATABASE_URL must start with postgresql:// "
+            "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE)"
+        )
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ConfigError(
+            "APP_DATABASE_URL needs a host and a database name "
+            "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE)"
+        )
+    return url
+
+
+def parse_redis_url(value: str) -> str:
+    url = value.strip()
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        # Not echoed: the URL may hold a password.
+        raise ConfigError(f"APP_REDIS_URL must look like redis://HOST:PORT/DB: {exc}") from None
+    return url
+
+
+def check_workers(workers: int, redis_url: str | None, port: int) -> None:
+    if workers <= 1:
+        return
+    if redis_url is None:
+        raise ConfigError(
+            f"APP_WORKERS={workers} needs APP_REDIS_URL (--redis-url redis://HOST:PORT/DB): "
+            "worker processes deliver each other's notifications through Redis"
+        )
+    if port == 0:
+        raise ConfigError(
+            f"APP_WORKERS={workers} needs a fixed APP_PORT, not 0: each worker would get a "
+            "port of its own"
+        )
+
+
 def settings_from_args(
     argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
@@ -277,6 +373,15 @@ def settings_from_args(
     values = {flag: _pick(args, env, flag, name, d) for flag, name, _h, _k, d in _OPTIONS}
 
     db_path = Path(str(values["--db"]))
+    database_url_value = values["--database-url"]
+    database_url = None
+    if database_url_value is not None:
+        if args.db is not None or "APP_DB" in env:
+            raise ConfigError(
+                "APP_DB (a SQLite file) and APP_DATABASE_URL (PostgreSQL) choose different "
+                "databases: set one of them"
+            )
+        database_url = parse_database_url(str(database_url_value))
     key_file_value = values["--secret-key-file"]
     key_file = Path(str(key_file_value)) if key_file_value else db_path.parent / "secret.key"
     log_level = str(values["--log-level"]).upper()
@@ -289,13 +394,20 @@ def settings_from_args(
     if api_key is not None and len(str(api_key)) < 16:
         raise ConfigError("APP_API_KEY must be at least 16 characters")
 
+    redis_value = values["--redis-url"]
+    redis_url = None if redis_value is None else parse_redis_url(str(redis_value))
+    workers = _as_int(values["--workers"], "APP_WORKERS", 1)
+    port = _as_int(values["--port"], "APP_PORT")
+    check_workers(workers, redis_url, port)
+
     https = args.https if args.https is not None else _truthy(env.get("APP_HTTPS", ""))
     demo = args.demo if args.demo is not None else _truthy(env.get("APP_DEMO", ""))
     return Settings(
         db_path=db_path,
+        database_url=database_url,
         secret_key=load_secret_key(key_file, env),
         host=str(values["--host"]),
-        port=_as_int(values["--port"], "APP_PORT"),
+        port=port,
         api_key=None if api_key is None else str(api_key),
         log_level=log_level,
         https=https,
@@ -324,4 +436,6 @@ def settings_from_args(
         max_connections_per_address=_as_int(
             values["--max-connections-per-address"], "APP_MAX_CONNECTIONS_PER_ADDRESS"
         ),
+        redis_url=redis_url,
+        workers=workers,
     )

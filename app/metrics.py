@@ -199,3 +199,26 @@ class Metrics:
         self.notifications_read = Counter(
             "notifications_read", "Notifications first marked read", ["event"], registry=r
         )
+        # The broker between processes (Redis; the in-process broker is always up).
+        self.broker_up = Gauge(
+            "broker_up", "1 while the broker reaches the other processes, else 0", registry=r
+        )
+        self.broker_up.set(1)
+        self.broker_reconnects = Counter(
+            "broker_reconnects", "Broker subscriptions restored after a loss", registry=r
+        )
+        self.broker_messages = Counter(
+            "broker_messages",
+            "Broker messages by direction: out (sent to Redis), in (from other processes)",
+            ["direction"],
+            registry=r,
+        )
+        self.broker_bad_messages = Counter(
+            "broker_bad_messages", "Undecodable messages on broker channels, ignored", registry=r
+        )
+        self.broker_publish_failures = Counter(
+            "broker_publish_failures",
+            "Messages not sent to other processes (broker down or its queue full); "
+            "they catch up from the store",
+            registry=r,
+        )

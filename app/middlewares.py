@@ -12,6 +12,7 @@ from aiohttp_session import STORAGE_KEY, get_session
 
 from app import keys
 from app.accounts.sessions import CurrentUser
+from app.db import RetryableError
 from app.errors import TITLES, AppError
 from app.rendering import render
 
@@ -43,6 +44,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise  # redirects pass through
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else ""
         return await render_error(request, exc.status, message or TITLES.get(exc.status, "Error"))
+    except RetryableError:
+        # The database let another transaction through first (PostgreSQL under contention);
+        # nothing was changed, and the same request again will most likely succeed.
+        log.warning("transaction refused on %s %s; asked to retry", request.method, request.path)
+        return await render_error(request, 503, "The site is busy. Please try again.")
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return await render_error(request, 500, "An unexpected error happened. It has been logged.")

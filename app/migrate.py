@@ -1,23 +1,28 @@
-"""Schema migrations: `migrations/NNN_name.sql`, applied in order at start-up, each exactly once.
+"""Schema migrations: `migrations/<dialect>/NNN_name.sql`, applied in order at start-up, once each.
 
-Each file runs inside one `BEGIN IMMEDIATE` transaction together with the row that records it,
-so a failed migration leaves the database as it was and start-up stops with the file's name.
+Each store has its own directory (`migrations/sqlite/`, `migrations/postgresql/`) with the same
+numbered files written in its SQL; they are applied the same way. Each file runs inside one
+transaction together with the row that records it, so a failed migration leaves the database
+as it was and start-up stops with the file's name. Processes starting at once (several hosts
+on one PostgreSQL database) take turns: each file's transaction holds the migration lock and
+checks again that the file is still pending.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.db import Database
+from app.clock import now_text
+from app.db import Database, DatabaseError, Dialect
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_ROOT = Path(__file__).resolve().parent.parent / "migrations"
 _NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_LOCK = "schema_migrations"
 
 
 class MigrationError(Exception):
@@ -31,7 +36,11 @@ class Migration:
     path: Path
 
 
-def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def migrations_dir(dialect: Dialect) -> Path:
+    return MIGRATIONS_ROOT / dialect.name
+
+
+def discover(directory: Path) -> list[Migration]:
     found: list[Migration] = []
     for path in sorted(directory.glob("*.sql")):
         match = _NAME.match(path.name)
@@ -44,46 +53,38 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-def split_statements(script: str) -> list[str]:
-    """Split a script into statements (sqlite3's executescript would commit on its own)."""
-    statements: list[str] = []
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip() and not all(
-        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
-    ):
-        raise MigrationError("the last statement has no closing semicolon")
-    return statements
-
-
-async def migrate(db: Database, directory: Path = MIGRATIONS_DIR) -> list[str]:
+async def migrate(db: Database, directory: Path | None = None) -> list[str]:
     """Apply pending migrations; return the names applied."""
+    migrations = discover(migrations_dir(db.dialect) if directory is None else directory)
     async with db.transaction() as tx:
+        await tx.lock(_LOCK)
         await tx.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
     done = {row[0] for row in await db.fetch_all("SELECT version FROM schema_migrations")}
     applied: list[str] = []
-    for migration in discover(directory):
+    for migration in migrations:
         if migration.version in done:
             continue
-        statements = split_statements(migration.path.read_text(encoding="utf-8"))
+        try:
+            statements = db.dialect.split_statements(migration.path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise MigrationError(f"migration {migration.path.name}: {exc}") from None
         try:
             async with db.transaction() as tx:
+                await tx.lock(_LOCK)
+                if await tx.fetch_one(
+                    "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+                ):
+                    continue  # another process applied it meanwhile
                 for statement in statements:
                     await tx.execute(statement)
                 await tx.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at)"
-                    " VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
-                    (migration.version, migration.name),
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, now_text()),
                 )
-        except sqlite3.Error as exc:
+        except DatabaseError as exc:
             raise MigrationError(f"migration {migration.path.name} failed: {exc}") from exc
         log.info("applied migration %s", migration.name)
         applied.append(migration.name)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class LimitedTCPSite(web.BaseSite):
     """A TCP listening site whose connections must pass a `ConnectionLimiter` first."""
 
-    __slots__ = ("_host", "_limiter", "_port")
+    __slots__ = ("_host", "_limiter", "_port", "_reuse_port")
 
     def __init__(
         self,
@@ -35,9 +35,11 @@ class LimitedTCPSite(web.BaseSite):
         port: int,
         *,
         backlog: int = 128,
+        reuse_port: bool = False,
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self._limiter = limiter
+        self._reuse_port = reuse_port
         self._host = host
         self._port = port
 
@@ -61,8 +63,14 @@ class LimitedTCPSite(web.BaseSite):
         def admission() -> asyncio.Protocol:
             return AdmissionProtocol(limiter, server)
 
+        # reuse_port: several worker processes listen on one port and the kernel spreads
+        # incoming connections over them (SO_REUSEPORT), none of them a bottleneck.
         self._server = await asyncio.get_running_loop().create_server(
-            admission, self._host, self._port, backlog=self._backlog
+            admission,
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_port=self._reuse_port or None,
         )
 
 
@@ -90,7 +98,12 @@ async def serve(app: web.Application, on_ready: Callable[[], None], backlog: int
     await runner.setup()
     try:
         site = LimitedTCPSite(
-            runner, app[keys.CONNECTIONS], settings.host, settings.port, backlog=backlog
+            runner,
+            app[keys.CONNECTIONS],
+            settings.host,
+            settings.port,
+            backlog=backlog,
+            reuse_port=settings.workers > 1,
         )
         await site.start()
         on_ready()

@@ -1,4 +1,9 @@
-"""Shared fixtures: a real app on a real SQLite file per test, and browser-like clients.
+"""Shared fixtures: a real app on a real database per test, and browser-like clients.
+
+Every test that uses the database runs twice, once per store (`[sqlite]`: a file of its own;
+`[postgresql]`: a database of its own in a throwaway cluster, see `tests/pg.py`). Without
+PostgreSQL installed its half is skipped with a message, except with CI=true, where that is a
+failure. A test that is about one store's specifics says so with `sqlite_only`.
 
 `Browser` behaves like a person's browser: its own cookie jar, forms posted with the CSRF
 token the site gave it, redirects not followed unless asked, so tests can assert on them.
@@ -6,10 +11,11 @@ token the site gave it, redirects not followed unless asked, so tests can assert
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, Protocol
 
 import pytest
 from aiohttp import ClientResponse, web
@@ -18,27 +24,101 @@ from aiohttp.test_utils import TestClient, TestServer
 from app import create_app, keys
 from app.config import Argon2Params, Settings
 from app.db import Database
+from tests.pg import Cluster, Unavailable, find_bindir
+from tests.redis_fixtures import redis_server  # noqa: F401 (a fixture for every test module)
+from tests.stores import OutsideDatabase
 
 TEST_API_KEY = "test-api-key-0123456789"
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "db_path": tmp_path / "app.db",
-        "secret_key": b"s" * 64,
-        "api_key": TEST_API_KEY,
-        # Cheap hashing keeps the suite fast; the production cost is tested in test_security.
-        "argon2": Argon2Params(memory_kib=64, time_cost=1),
-    }
-    values.update(overrides)
-    return Settings(**values)
+STORES = ("sqlite", "postgresql")
+# For a test about SQLite's own behaviour (its files, WAL, locking); the reason goes beside it.
+sqlite_only = pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+
+
+def unavailable(message: str) -> NoReturn:
+    """Skip locally; fail on CI, where a test that cannot run is a broken build."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    try:
+        cluster = Cluster(find_bindir())
+    except Unavailable as exc:
+        unavailable(f"PostgreSQL tests need a server: {exc}")
+    try:
+        cluster.start()
+    except Unavailable as exc:
+        cluster.stop()
+        unavailable(f"the PostgreSQL test cluster did not start: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+def database_url(store: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for SQLite (the file is `tmp_path / "app.db"`), else a fresh PostgreSQL database
+    with the migrations applied."""
+    if store == "sqlite":
+        yield None
+        return
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_database()
+    try:
+        yield url
+    finally:
+        cluster.drop_database(url)
+
+
+@pytest.fixture
+def outside_db(
+    tmp_path: Path, database_url: str | None, request: pytest.FixtureRequest
+) -> OutsideDatabase:
+    """This test's database for a `run.py` subprocess."""
+    if database_url is None:
+        return OutsideDatabase(tmp_path)
+    return OutsideDatabase(tmp_path, database_url, request.getfixturevalue("postgres_cluster"))
+
+
+class MakeSettings(Protocol):
+    def __call__(self, **overrides: Any) -> Settings: ...
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str | None) -> MakeSettings:
+    """Settings for an app on this test's database; every call gives the same database (two
+    apps made from them are two processes of one site)."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "db_path": tmp_path / "app.db",
+            "database_url": database_url,
+            "secret_key": b"s" * 64,
+            "api_key": TEST_API_KEY,
+            # Cheap hashing keeps the suite fast; the production cost is tested in test_security.
+            "argon2": Argon2Params(memory_kib=64, time_cost=1),
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings()
 
 
 @pytest.fixture
@@ -97,7 +177,9 @@ class Browser:
         assert response.status == 303, await response.text()
         db: Database = self.client.server.app[keys.DB]  # type: ignore[union-attr]
         self.user_id = int(
-            await db.fetch_value("SELECT id FROM users WHERE email = ?", (email.lower(),))
+            await db.fetch_value(
+                f"SELECT id FROM users WHERE {db.dialect.email_equals}", (email.lower(),)
+            )
         )
         return self.user_id
 

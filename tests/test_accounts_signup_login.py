@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from app import create_app, keys
 from app.accounts.views import SIGNED_UP, WRONG_CREDENTIALS
 from app.config import Argon2Params
 from app.db import Database
-from tests.conftest import PASSWORD, Browser, BrowserFactory, make_settings
+from tests.conftest import PASSWORD, Browser, BrowserFactory, MakeSettings
 
 
 def field_error(page: str, field: str) -> str | None:
@@ -189,14 +188,14 @@ async def test_wrong_password_and_unknown_email_get_the_same_answer(
 
 
 async def test_login_rehashes_the_password_when_the_argon2_cost_changed(
-    tmp_path: Path, client_browser: Browser, db: Database, aiohttp_server: Any
+    make_settings: MakeSettings, client_browser: Browser, db: Database, aiohttp_server: Any
 ) -> None:
     old_hash = await db.fetch_value(
         "SELECT password_hash FROM users WHERE id = ?", (client_browser.user_id,)
     )
     assert "$m=64," in old_hash
 
-    stronger = make_settings(tmp_path, argon2=Argon2Params(memory_kib=256, time_cost=2))
+    stronger = make_settings(argon2=Argon2Params(memory_kib=256, time_cost=2))
     server = await aiohttp_server(create_app(stronger))
     client = TestClient(server)
     await client.start_server()

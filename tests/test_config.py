@@ -177,3 +177,76 @@ def test_run_py_with_a_bad_setting_exits_with_a_clear_message(tmp_path: Path) ->
     assert result.returncode == 2
     assert "configuration error: APP_PORT must be a whole number" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+PG_URL = "postgresql://market:pw@db.example:5432/market"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["--database-url", PG_URL], {}),
+        ([], {"APP_DATABASE_URL": PG_URL}),
+        (["--database-url", PG_URL], {"APP_DATABASE_URL": "postgresql://other/db"}),
+    ],
+    ids=["flag", "environment", "flag-wins"],
+)
+def test_a_database_url_selects_postgresql(argv: list[str], env: dict[str, str]) -> None:
+    settings = settings_from_args(argv, {"APP_SECRET_KEY": LONG_SECRET, **env})
+
+    assert settings.database_url == PG_URL
+
+
+def test_without_a_database_url_the_sqlite_file_is_used(tmp_path: Path) -> None:
+    assert settings_from_args([], env_for(tmp_path)).database_url is None
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://u:p@h/db", "must start with postgresql://"),
+        ("sqlite:///data/app.db", "must start with postgresql://"),
+        ("postgresql://db.example", "needs a host and a database name"),
+        ("postgresql:///market", "needs a host and a database name"),
+        ("postgresql://h:port/db", "not a valid URL"),
+    ],
+)
+def test_a_bad_database_url_is_a_config_error_naming_app_database_url(
+    url: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match="APP_DATABASE_URL") as caught:
+        settings_from_args([], {"APP_SECRET_KEY": LONG_SECRET, "APP_DATABASE_URL": url})
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        (["--db", "x.db", "--database-url", PG_URL], {}),
+        ([], {"APP_DB": "x.db", "APP_DATABASE_URL": PG_URL}),
+    ],
+    ids=["flags", "environment"],
+)
+def test_a_sqlite_file_and_a_database_url_together_are_refused(
+    argv: list[str], env: dict[str, str]
+) -> None:
+    with pytest.raises(ConfigError, match="set one of them"):
+        settings_from_args(argv, {"APP_SECRET_KEY": LONG_SECRET, **env})
+
+
+def test_run_py_says_why_it_cannot_reach_postgresql_without_showing_the_password() -> None:
+    result = subprocess.run(
+        [sys.executable, "run.py", "--database-url", "postgresql://app:s3cret@127.0.0.1:1/x"],
+        cwd=ROOT,
+        env={**os.environ, "APP_SECRET_KEY": LONG_SECRET},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert "cannot start: cannot connect to PostgreSQL at postgresql://app@127.0.0.1:1/x" in (
+        result.stderr
+    )
+    assert "s3cret" not in result.stderr + result.stdout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from app import create_app, keys
 from app.accounts.limits import Blocked, LoginLimiter, Reservation
 from app.db import Database
-from tests.conftest import PASSWORD, Browser, BrowserFactory, make_settings
+from tests.conftest import PASSWORD, Browser, BrowserFactory, MakeSettings
 
 
 class FakeClock:
@@ -122,10 +121,10 @@ async def test_pruning_forgets_attempts_that_left_the_window(
 
 
 async def test_failures_counted_by_one_process_block_logins_on_another(
-    tmp_path: Path, aiohttp_server: Any, client_browser: Browser, settings: Any
+    make_settings: MakeSettings, aiohttp_server: Any, client_browser: Browser, settings: Any
 ) -> None:
-    # A second app on the same database file: another process of the same site.
-    other = await aiohttp_server(create_app(make_settings(tmp_path)))
+    # A second app on the same database: another process of the same site.
+    other = await aiohttp_server(create_app(make_settings()))
     client = TestClient(other)
     await client.start_server()
     try:

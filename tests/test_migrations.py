@@ -1,17 +1,23 @@
-"""Schema migrations: each file applied once, in order, all or nothing; a failure stops start-up."""
+"""Schema migrations: each file applied once, in order, all or nothing; a failure stops start-up.
+
+Every test runs on both stores, each with its own migration directory; schema introspection is
+the only part written per store (below).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
 from app import create_app
-from app.db import Database
-from app.migrate import MIGRATIONS_DIR, MigrationError, discover, migrate
-from tests.conftest import make_settings
+from app.db import Database, PostgresDatabase, SqliteDatabase, database_from_settings
+from app.migrate import MIGRATIONS_ROOT, MigrationError, discover, migrate, migrations_dir
+from tests.conftest import MakeSettings
+from tests.pg import Cluster
 
 APP_TABLES = {
     "users",
@@ -25,23 +31,75 @@ APP_TABLES = {
 
 
 @pytest.fixture
-async def fresh_db(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(tmp_path / "fresh.db")
+def empty_database_url(store: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for SQLite (a new file is empty), else a PostgreSQL database without tables."""
+    if store == "sqlite":
+        yield None
+        return
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_database(migrated=False)
+    try:
+        yield url
+    finally:
+        cluster.drop_database(url)
+
+
+@pytest.fixture
+async def fresh_db(tmp_path: Path, empty_database_url: str | None) -> AsyncIterator[Database]:
+    db: Database
+    if empty_database_url is None:
+        db = SqliteDatabase(tmp_path / "fresh.db")
+    else:
+        db = PostgresDatabase(empty_database_url)
     await db.open()
     yield db
     await db.close()
 
 
+# --- introspection, per store -----------------------------------------------------------------
+
+_PG_SCHEMA = """
+    SELECT 'column', table_name || '.' || column_name,
+           data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '')
+      FROM information_schema.columns WHERE table_schema = current_schema()
+    UNION ALL
+    SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()
+    UNION ALL
+    SELECT 'trigger', tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal
+    UNION ALL
+    SELECT 'function', proname, prosrc FROM pg_proc
+     WHERE pronamespace = current_schema()::regnamespace
+    ORDER BY 1, 2
+"""
+
+
 async def schema(db: Database) -> list[tuple[str, str, str]]:
-    rows = await db.fetch_all(
-        "SELECT type, name, COALESCE(sql, '') FROM sqlite_master ORDER BY type, name"
-    )
-    return [(row[0], row[1], row[2]) for row in rows]
+    if isinstance(db, SqliteDatabase):
+        sql = "SELECT type, name, COALESCE(sql, '') FROM sqlite_master ORDER BY type, name"
+    else:
+        sql = _PG_SCHEMA
+    return [(row[0], row[1], row[2]) for row in await db.fetch_all(sql)]
 
 
 async def tables(db: Database) -> set[str]:
-    rows = await db.fetch_all("SELECT name FROM sqlite_master WHERE type = 'table'")
-    return {row[0] for row in rows}
+    if isinstance(db, SqliteDatabase):
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        sql = (
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    return {row[0] for row in await db.fetch_all(sql)}
+
+
+async def columns(db: Database, table: str) -> list[str]:
+    if isinstance(db, SqliteDatabase):
+        return [row[1] for row in await db.fetch_all(f"PRAGMA table_info({table})")]
+    rows = await db.fetch_all(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+        (table,),
+    )
+    return [row[0] for row in rows]
 
 
 async def recorded(db: Database) -> list[tuple[int, str]]:
@@ -59,14 +117,15 @@ def write(directory: Path, files: dict[str, str]) -> Path:
 async def test_a_fresh_database_gets_every_table_and_one_record_per_migration_file(
     fresh_db: Database,
 ) -> None:
-    files = sorted(MIGRATIONS_DIR.glob("*.sql"))
+    directory = migrations_dir(fresh_db.dialect)
+    files = sorted(directory.glob("*.sql"))
     assert files, "the project ships migrations"
 
     applied = await migrate(fresh_db)
 
     assert applied == [path.stem for path in files]
     assert APP_TABLES | {"schema_migrations"} <= await tables(fresh_db)
-    assert await recorded(fresh_db) == [(m.version, m.name) for m in discover()]
+    assert await recorded(fresh_db) == [(m.version, m.name) for m in discover(directory)]
     assert [name for _, name in await recorded(fresh_db)] == [path.stem for path in files]
 
 
@@ -94,8 +153,7 @@ async def test_only_new_migration_files_are_applied_in_version_order(
 
     assert await migrate(fresh_db, directory) == ["002_second", "003_third"]
 
-    columns = [row[1] for row in await fresh_db.fetch_all("PRAGMA table_info(a)")]
-    assert columns == ["x", "y", "z"]
+    assert await columns(fresh_db, "a") == ["x", "y", "z"]
     assert await recorded(fresh_db) == [(1, "001_first"), (2, "002_second"), (3, "003_third")]
 
 
@@ -166,10 +224,12 @@ async def test_a_migration_without_its_closing_semicolon_is_refused(
     assert "a" not in await tables(fresh_db)
 
 
-async def test_the_app_does_not_start_when_a_migration_fails(tmp_path: Path) -> None:
+async def test_the_app_does_not_start_when_a_migration_fails(
+    make_settings: MakeSettings, empty_database_url: str | None
+) -> None:
     # A database someone else created a `users` table in: 001_initial cannot apply.
-    settings = make_settings(tmp_path)
-    squatter = Database(settings.db_path)
+    settings = make_settings(database_url=empty_database_url)
+    squatter = database_from_settings(settings)
     await squatter.open()
     async with squatter.transaction() as tx:
         await tx.execute("CREATE TABLE users (id INTEGER PRIMARY KEY)")
@@ -182,10 +242,34 @@ async def test_the_app_does_not_start_when_a_migration_fails(tmp_path: Path) -> 
     finally:
         await runner.cleanup()
 
-    check = Database(settings.db_path)
+    check = database_from_settings(settings)
     await check.open()
     try:
         assert "sessions" not in await tables(check)
         assert await check.fetch_all("SELECT * FROM schema_migrations") == []
     finally:
         await check.close()
+
+
+def test_each_store_has_its_own_directory_of_migrations() -> None:
+    for dialect in ("sqlite", "postgresql"):
+        assert discover(MIGRATIONS_ROOT / dialect), dialect
+    assert not list(MIGRATIONS_ROOT.glob("*.sql")), "migrations live in a directory per store"
+
+
+async def test_processes_starting_together_apply_each_migration_once(fresh_db: Database) -> None:
+    # Another process (or host) on the same database, starting at the same moment.
+    if isinstance(fresh_db, PostgresDatabase):
+        other: Database = PostgresDatabase(fresh_db.url)
+    else:
+        assert isinstance(fresh_db, SqliteDatabase)
+        other = SqliteDatabase(fresh_db.path)
+    await other.open()
+    try:
+        first, second = await asyncio.gather(migrate(fresh_db), migrate(other))
+    finally:
+        await other.close()
+
+    names = [m.name for m in discover(migrations_dir(fresh_db.dialect))]
+    assert sorted(first + second) == names
+    assert [name for _, name in await recorded(fresh_db)] == names

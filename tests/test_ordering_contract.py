@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from typing import Any
 
 import pytest
 from aiohttp import ClientWebSocketResponse, web
@@ -16,7 +15,7 @@ from app import keys
 from app.config import Settings
 from app.realtime.broker import Subscriber
 from app.realtime.messages import BrokerMessage, CatchUp, Delivery, DeliveryGroup
-from tests.conftest import Browser, BrowserFactory, make_settings
+from tests.conftest import Browser, BrowserFactory, MakeSettings
 from tests.ws_helpers import Frame, metric, open_live, receive, still_answers
 
 COUNT = 120
@@ -93,9 +92,9 @@ class ChaosBroker:
 
 
 @pytest.fixture
-def settings(tmp_path: Any, request: pytest.FixtureRequest) -> Settings:
+def settings(make_settings: MakeSettings) -> Settings:
     # The periodic check against the store is what recovers a drop nothing follows.
-    return make_settings(tmp_path, ws_catch_up_seconds=0.2)
+    return make_settings(ws_catch_up_seconds=0.2)
 
 
 @pytest.fixture

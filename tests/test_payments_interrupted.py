@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from app.config import Settings
 from app.db import Database
 from app.jobs import Leases
 from app.marketplace.payments import ChargeResult, SimulatedProcessor
-from tests.conftest import Browser, make_settings
+from tests.conftest import Browser, MakeSettings
 from tests.flows import accepted_booking, id_from_location, pay
 from tests.ws_helpers import eventually
 
@@ -25,8 +24,8 @@ FAST = {"interrupted_payment_seconds": 1.0, "maintenance_interval_seconds": 0.2}
 
 
 @pytest.fixture
-def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    return make_settings(tmp_path, **getattr(request, "param", FAST))
+def settings(make_settings: MakeSettings, request: pytest.FixtureRequest) -> Settings:
+    return make_settings(**getattr(request, "param", FAST))
 
 
 async def leave_pending(db: Database, booking_id: int, key: str = "killed-mid-charge") -> int:
@@ -36,14 +35,13 @@ async def leave_pending(db: Database, booking_id: int, key: str = "killed-mid-ch
     )
     assert row is not None
     async with db.transaction() as tx:
-        cursor = await tx.execute(
+        payment_id = await tx.fetch_value(
             "INSERT INTO payments (booking_id, payer_id, payee_id, amount_cents, currency,"
             " status, idempotency_key, card_last4, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, 'USD', 'pending', ?, '4242', ?, ?)",
+            " VALUES (?, ?, ?, ?, 'USD', 'pending', ?, '4242', ?, ?) RETURNING id",
             (booking_id, row[0], row[1], row[2], key, now_text(), now_text()),
         )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    return int(payment_id)
 
 
 async def status_of(db: Database, payment_id: int) -> tuple[str, str | None]:
@@ -184,14 +182,14 @@ async def test_a_job_lease_is_held_by_one_process_until_it_expires(db: Database)
 
 
 async def test_two_processes_resolve_an_interrupted_payment_once(
-    tmp_path: Path,
+    make_settings: MakeSettings,
     aiohttp_server: Any,
     provider: Browser,
     client_browser: Browser,
     db: Database,
 ) -> None:
-    # A second app on the same database file: another process of the same site.
-    other = await aiohttp_server(create_app(make_settings(tmp_path, **FAST)))
+    # A second app on the same database: another process of the same site.
+    other = await aiohttp_server(create_app(make_settings(**FAST)))
     booking_id = await accepted_booking(provider, client_browser)
     payment_id = await leave_pending(db, booking_id)
 

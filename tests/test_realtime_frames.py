@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
@@ -14,7 +13,7 @@ from app.config import Settings
 from app.db import Database
 from app.notifications.models import Notification
 from app.realtime.session import RateLimiter
-from tests.conftest import Browser, make_settings
+from tests.conftest import Browser, MakeSettings
 from tests.ws_helpers import (
     Frame,
     eventually,
@@ -28,8 +27,8 @@ from tests.ws_helpers import (
 
 
 @pytest.fixture
-def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    return make_settings(tmp_path, **getattr(request, "param", {}))
+def settings(make_settings: MakeSettings, request: pytest.FixtureRequest) -> Settings:
+    return make_settings(**getattr(request, "param", {}))
 
 
 def deep(depth: int) -> str:

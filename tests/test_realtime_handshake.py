@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from app import keys
 from app.config import Settings
 from app.db import Database
-from tests.conftest import Browser, BrowserFactory, make_settings
+from tests.conftest import Browser, BrowserFactory, MakeSettings
 from tests.ws_helpers import connect, eventually, metric, open_live, origin_of, receive, wait_closed
 
 UPGRADE = {
@@ -26,8 +25,8 @@ ALLOWED = "https://app.example.com"
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path, ws_max_per_user=2, allowed_origins=(ALLOWED,))
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings(ws_max_per_user=2, allowed_origins=(ALLOWED,))
 
 
 async def handshake_status(browser: Browser, server: TestServer, **kwargs: Any) -> int:

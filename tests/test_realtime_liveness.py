@@ -7,7 +7,6 @@ import itertools
 import socket
 import time
 from collections.abc import Awaitable
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from app import keys
 from app.config import Settings
 from app.db import Database
-from tests.conftest import Browser, make_settings
+from tests.conftest import Browser, MakeSettings
 from tests.ws_helpers import (
     abort,
     connect,
@@ -36,8 +35,8 @@ HEARTBEAT = 0.2
 
 
 @pytest.fixture
-def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    return make_settings(tmp_path, **getattr(request, "param", {}))
+def settings(make_settings: MakeSettings, request: pytest.FixtureRequest) -> Settings:
+    return make_settings(**getattr(request, "param", {}))
 
 
 def with_settings(label: str, **overrides: object) -> pytest.MarkDecorator:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 from aiohttp import ClientWebSocketResponse, web
@@ -12,17 +11,17 @@ from aiohttp.test_utils import TestServer
 from app import keys
 from app.config import Settings
 from app.db import Database
-from tests.conftest import Browser, BrowserFactory, make_settings
+from tests.conftest import Browser, BrowserFactory, MakeSettings
 from tests.ws_helpers import eventually, metric, open_live, receive, still_answers, wait_closed
 
 CHECK_EVERY = 0.1
 
 
 @pytest.fixture
-def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+def settings(make_settings: MakeSettings, request: pytest.FixtureRequest) -> Settings:
     # By default the periodic check is far slower than the 1 s the tests allow: a close that
     # quick must come from the logout or revocation itself.
-    return make_settings(tmp_path, **getattr(request, "param", {"session_check_seconds": 30}))
+    return make_settings(**getattr(request, "param", {"session_check_seconds": 30}))
 
 
 async def two_sessions(

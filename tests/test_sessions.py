@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
 
 from app import create_app
+from app.clock import to_text, utc_now
 from app.config import Settings
 from app.db import Database
 from app.security import derive_key
-from tests.conftest import PASSWORD, Browser, BrowserFactory, make_settings
+from tests.conftest import PASSWORD, Browser, BrowserFactory, MakeSettings, sqlite_only
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -93,9 +95,8 @@ async def test_a_session_idle_for_less_than_the_limit_still_works_and_is_touched
 ) -> None:
     async with db.transaction() as tx:
         await tx.execute(
-            "UPDATE sessions SET last_seen_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-1 day')"
-            " WHERE user_id = ?",
-            (client_browser.user_id,),
+            "UPDATE sessions SET last_seen_at = ? WHERE user_id = ?",
+            (to_text(utc_now() - timedelta(days=1)), client_browser.user_id),
         )
     old = await db.fetch_value(
         "SELECT last_seen_at FROM sessions WHERE user_id = ?", (client_browser.user_id,)
@@ -217,8 +218,16 @@ async def test_the_database_keeps_only_a_sha256_of_the_session_token(
     assert row is not None
     assert row["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
     assert all(token not in str(value) for value in tuple(row))
-    # Not anywhere in the database files either (main file and write-ahead log).
+
+
+@sqlite_only  # a look at SQLite's own files; PostgreSQL's are the server's, not ours to read
+async def test_the_session_token_is_nowhere_in_the_sqlite_files(
+    client_browser: Browser, settings: Settings, db: Database
+) -> None:
+    token = cookie_token(settings, session_cookie(client_browser))
     files = [Path(str(settings.db_path) + suffix) for suffix in ("", "-wal")]
+
+    assert files[0].exists()
     for path in files:
         if path.exists():
             assert token.encode() not in path.read_bytes(), path
@@ -241,9 +250,9 @@ async def test_the_session_cookie_is_httponly_and_samesite_lax(
 
 
 async def test_over_https_the_cookie_is_a_secure_host_prefixed_cookie(
-    tmp_path: Path, aiohttp_server: Any
+    make_settings: MakeSettings, aiohttp_server: Any
 ) -> None:
-    server = await aiohttp_server(create_app(make_settings(tmp_path, https=True)))
+    server = await aiohttp_server(create_app(make_settings(https=True)))
     # The browser jar would not send a Secure cookie over the test's plain HTTP: carry it by hand.
     client = TestClient(server, cookie_jar=DummyCookieJar())
     await client.start_server()

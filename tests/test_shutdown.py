@@ -8,7 +8,6 @@ import ctypes
 import re
 import signal
 import socket
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import PASSWORD, TEST_API_KEY
+from tests.stores import OutsideDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
 SPREAD_MS = 2000
@@ -43,21 +43,19 @@ def _die_with_the_tests() -> None:
 class Server:
     process: asyncio.subprocess.Process
     url: str
-    db_path: Path
+    db: OutsideDatabase
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Server]:
+async def running(tmp_path: Path, outside_db: OutsideDatabase) -> AsyncIterator[Server]:
     port = free_port()
-    db_path = tmp_path / "app.db"
     stderr = (tmp_path / "stderr.log").open("wb")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "run.py",
         "--port",
         str(port),
-        "--db",
-        str(db_path),
+        *outside_db.flags(),
         "--api-key",
         TEST_API_KEY,
         "--argon2-memory-kib",
@@ -77,7 +75,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Server]:
         assert process.stdout is not None
         line = await asyncio.wait_for(process.stdout.readline(), 15)
         assert b"Serving" in line, (line, (tmp_path / "stderr.log").read_text())
-        yield Server(process, f"http://127.0.0.1:{port}", db_path)
+        yield Server(process, f"http://127.0.0.1:{port}", outside_db)
     finally:
         if process.returncode is None:
             process.kill()
@@ -187,7 +185,6 @@ async def test_sigterm_closes_every_socket_with_1001_spread_reconnects_keeps_dat
     assert delays.count(0) == BATCH_SIZE
     for _code, _reason, ids in closes:
         assert ids == sorted(set(ids))  # whatever arrived before the close, in order
-    with sqlite3.connect(running.db_path) as db:
-        stored = {row[0] for row in db.execute("SELECT id FROM notifications")}
+    stored = {row[0] for row in running.db.query("SELECT id FROM notifications")}
     assert set(published) <= stored
     assert len(published) == 20

@@ -26,7 +26,8 @@ from app import create_app, keys
 from app.config import Settings, settings_from_args
 from app.connections import ACCEPT_ERROR_LOG_INTERVAL
 from app.serving import LimitedTCPSite
-from tests.conftest import TEST_API_KEY, BrowserFactory, make_settings
+from tests.conftest import TEST_API_KEY, BrowserFactory, MakeSettings
+from tests.stores import OutsideDatabase
 from tests.test_shutdown import ROOT, free_port
 from tests.ws_helpers import eventually, metric, open_live, receive_until, still_answers
 
@@ -37,8 +38,8 @@ TRICKLE_EVERY = 0.2
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path, header_timeout_seconds=HEADER_TIMEOUT)
+def settings(make_settings: MakeSettings) -> Settings:
+    return make_settings(header_timeout_seconds=HEADER_TIMEOUT)
 
 
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -143,7 +144,7 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_header_timeout(
         head, body = await read_response(reader)
         assert head.startswith(b"HTTP/1.1 200 "), head
         assert b"connection: close" not in head.lower()  # kept alive ...
-        assert json.loads(body) == {"status": "ok"}
+        assert json.loads(body)["status"] == "ok"
 
         sent_back = await closed_by_server(reader, HEADER_TIMEOUT + MARGIN)  # ... not for long
     finally:
@@ -187,11 +188,11 @@ async def test_a_websocket_and_a_slow_but_complete_request_outlive_the_header_ti
 
 
 @pytest.fixture
-async def capped(tmp_path: Path) -> AsyncIterator[tuple[web.Application, LimitedTCPSite]]:
+async def capped(
+    make_settings: MakeSettings,
+) -> AsyncIterator[tuple[web.Application, LimitedTCPSite]]:
     """The app served as run.py serves it, with a cap of 5 connections per address."""
-    app = create_app(
-        make_settings(tmp_path, max_connections_per_address=5, header_timeout_seconds=30.0)
-    )
+    app = create_app(make_settings(max_connections_per_address=5, header_timeout_seconds=30.0))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = LimitedTCPSite(runner, app[keys.CONNECTIONS], "127.0.0.1", 0)
@@ -248,7 +249,7 @@ def _few_descriptors() -> None:
 
 
 async def test_running_out_of_descriptors_is_logged_sparingly_and_the_server_recovers(
-    tmp_path: Path,
+    tmp_path: Path, outside_db: OutsideDatabase
 ) -> None:
     port = free_port()
     log_path = tmp_path / "stderr.log"
@@ -258,8 +259,7 @@ async def test_running_out_of_descriptors_is_logged_sparingly_and_the_server_rec
             "run.py",
             "--port",
             str(port),
-            "--db",
-            str(tmp_path / "app.db"),
+            *outside_db.flags(),
             "--header-timeout",
             "2",
             "--max-connections-per-address",

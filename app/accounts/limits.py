@@ -2,10 +2,11 @@
 
 An attempt is counted *before* its password is verified: one write transaction counts the
 recent attempts for the account and for the address and, when both are under their limits,
-reserves a row for each. Concurrent logins are serialised by that transaction, so a burst of
-200 guesses at one account gets exactly the allowed number verified; the rest are refused
-before any hashing. A failed attempt keeps its rows (they are the failures); a successful one
-deletes its own reservation and the account's failures.
+reserves a row for each. Concurrent logins for one account or one address are serialised by
+that transaction's lock on both keys, so a burst of 200 guesses at one account gets exactly the
+allowed number verified; the rest are refused before any hashing. A failed attempt keeps its
+rows (they are the failures); a successful one deletes its own reservation and the account's
+failures.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class LoginLimiter:
         now = self._clock()
         since = now - self.window
         async with self._db.transaction() as tx:
+            # Another process counting for the same account or address waits until this
+            # transaction has committed its reservation (on SQLite every write transaction
+            # already waits for the one before).
+            await tx.lock(f"login:account:{account}", f"login:address:{address}")
             waits = [
                 await self._wait(tx, scope, key, limit, since, now)
                 for scope, key, limit in (
@@ -65,12 +70,12 @@ class LoginLimiter:
                 "INSERT INTO login_attempts (scope, key, attempted_at) VALUES ('account', ?, ?)",
                 (account, now),
             )
-            cursor = await tx.execute(
-                "INSERT INTO login_attempts (scope, key, attempted_at) VALUES ('address', ?, ?)",
+            address_row = await tx.fetch_value(
+                "INSERT INTO login_attempts (scope, key, attempted_at) VALUES ('address', ?, ?)"
+                " RETURNING id",
                 (address, now),
             )
-        assert cursor.lastrowid is not None
-        return Reservation(account, cursor.lastrowid)
+        return Reservation(account, int(address_row))
 
     async def _wait(
         self, tx: Transaction, scope: str, key: str, limit: int, since: float, now: float
@@ -98,7 +103,7 @@ class LoginLimiter:
     async def prune(self) -> int:
         """Forget attempts that have left the window; returns how many."""
         async with self._db.transaction() as tx:
-            cursor = await tx.execute(
+            result = await tx.execute(
                 "DELETE FROM login_attempts WHERE attempted_at <= ?", (self._clock() - self.window,)
             )
-        return cursor.rowcount
+        return result.rowcount

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from app.clock import now_text
-from app.db import Database
+from app.db import ConflictError, Database
 
 
 @dataclass(frozen=True)
@@ -24,19 +23,20 @@ class EmailTaken(Exception):
 async def create_user(db: Database, email: str, name: str, password_hash: str) -> User:
     try:
         async with db.transaction() as tx:
-            cursor = await tx.execute(
-                "INSERT INTO users (email, name, password_hash, created_at) VALUES (?, ?, ?, ?)",
+            user_id = await tx.fetch_value(
+                "INSERT INTO users (email, name, password_hash, created_at) VALUES (?, ?, ?, ?)"
+                " RETURNING id",
                 (email, name, password_hash, now_text()),
             )
-    except sqlite3.IntegrityError:
+    except ConflictError:
         raise EmailTaken(email) from None
-    assert cursor.lastrowid is not None
-    return User(cursor.lastrowid, email, name, password_hash)
+    return User(int(user_id), email, name, password_hash)
 
 
 async def find_user_by_email(db: Database, email: str) -> User | None:
     row = await db.fetch_one(
-        "SELECT id, email, name, password_hash FROM users WHERE email = ?", (email,)
+        f"SELECT id, email, name, password_hash FROM users WHERE {db.dialect.email_equals}",
+        (email,),
     )
     return None if row is None else User(**dict(row))
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
 
 from app.clock import now_text, to_text, utc_now
-from app.db import Database
+from app.db import ConflictError, Database, Row
 from app.errors import Conflict, Forbidden, NotFound
-from app.marketplace.bookings import Role, Status, get_booking
+from app.marketplace.bookings import Role, Status, booking_lock, get_booking
 from app.marketplace.payments import ChargeResult, PaymentProcessor
 from app.money import format_amount
 from app.notifications.service import NotificationService
@@ -59,7 +58,7 @@ class Payment:
     updated_at: str
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Payment:
+    def from_row(cls, row: Row) -> Payment:
         return cls(
             id=row["id"],
             booking_id=row["booking_id"],
@@ -133,7 +132,40 @@ async def start_payment(
     idempotency_key: str,
 ) -> tuple[Payment, bool]:
     """Record a pending payment; (payment, True) when new, (earlier one, False) on a resubmit."""
+    try:
+        return await _start_payment(
+            db,
+            client_id=client_id,
+            booking_id=booking_id,
+            amount_cents=amount_cents,
+            currency=currency,
+            card_last4=card_last4,
+            idempotency_key=idempotency_key,
+        )
+    except ConflictError:
+        # A concurrent submit (another process, on PostgreSQL) wrote its row between our
+        # checks and our insert: the unique key found the same form, the partial unique index
+        # another live payment of the booking.
+        earlier = await _find_by_key(db, client_id, idempotency_key)
+        if earlier is not None:
+            return earlier, False
+        raise Conflict("This booking is already paid.") from None
+
+
+async def _start_payment(
+    db: Database,
+    *,
+    client_id: int,
+    booking_id: int,
+    amount_cents: int,
+    currency: str,
+    card_last4: str,
+    idempotency_key: str,
+) -> tuple[Payment, bool]:
     async with db.transaction() as tx:
+        # A cancel of this booking, or a second submit of this form, waits until this
+        # payment is recorded (or refused), and then sees it.
+        await tx.lock(booking_lock(booking_id))
         earlier = await _find_by_key(db, client_id, idempotency_key)
         if earlier is not None:
             return earlier, False
@@ -152,10 +184,10 @@ async def start_payment(
                 " the booking's price."
             )
         now = now_text()
-        cursor = await tx.execute(
+        payment_id = await tx.fetch_value(
             "INSERT INTO payments (booking_id, payer_id, payee_id, amount_cents, currency,"
             " status, idempotency_key, card_last4, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) RETURNING id",
             (
                 booking.id,
                 client_id,
@@ -168,8 +200,7 @@ async def start_payment(
                 now,
             ),
         )
-        assert cursor.lastrowid is not None
-        return await get_payment(db, cursor.lastrowid, client_id), True
+        return await get_payment(db, int(payment_id), client_id), True
 
 
 async def pay(
@@ -226,7 +257,7 @@ async def _finish_payment(
     reason: str | None,
 ) -> Payment:
     async with db.transaction() as tx:
-        cursor = await tx.execute(
+        result = await tx.execute(
             "UPDATE payments SET status = ?, processor_ref = ?, failure_reason = ?,"
             " updated_at = ? WHERE id = ? AND status = 'pending'",
             (
@@ -240,7 +271,7 @@ async def _finish_payment(
         row = await tx.fetch_one(f"{_SELECT} WHERE p.id = ?", (payment_id,))
         assert row is not None
         payment = Payment.from_row(row)
-        if cursor.rowcount != 1:
+        if result.rowcount != 1:
             return payment  # finished elsewhere (interrupted-payment clean-up)
         money = f"{payment.amount} {payment.currency}"
         if succeeded:
@@ -286,12 +317,12 @@ async def refund(
             raise Conflict(
                 f"This payment is {payment.status}; only a successful payment can be refunded."
             )
-        cursor = await tx.execute(
+        result = await tx.execute(
             "UPDATE payments SET status = 'refunded', updated_at = ?"
             " WHERE id = ? AND status = 'succeeded'",
             (now_text(), payment_id),
         )
-        if cursor.rowcount != 1:
+        if result.rowcount != 1:
             raise Conflict("This payment changed in the meantime. Reload and try again.")
         assert payment.processor_ref is not None
         await processor.refund(reference=payment.processor_ref, amount_cents=payment.amount_cents)

@@ -4,20 +4,22 @@
     pending --decline-> declined
     pending | accepted --cancel--> cancelled      (either party; not once paid)
 
-Each change is a conditional `UPDATE ... WHERE status IN (...)` inside one `BEGIN IMMEDIATE`
-transaction that also stores the notification, so of two racing changes exactly one wins and
-exactly one notification is written. Only the two parties can see a booking: for anyone else
-it does not exist (404).
+Each change is a conditional `UPDATE ... WHERE status IN (...)` inside one transaction that
+also stores the notification, so of two racing changes exactly one wins and exactly one
+notification is written. The transaction first locks the booking (`booking:ID`, as paying
+does), so the checks it makes before that update see every change committed before it: the
+loser of a race is refused for the state the winner left, on PostgreSQL as on SQLite.
+
+Only the two parties can see a booking: for anyone else it does not exist (404).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 
 from app.clock import now_text
-from app.db import Database
+from app.db import Database, Row
 from app.errors import Conflict, Forbidden, NotFound
 from app.notifications.service import NotificationService
 
@@ -111,7 +113,7 @@ class Booking:
     payment_id: int | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Booking:
+    def from_row(cls, row: Row) -> Booking:
         return cls(
             id=row["id"],
             service_id=row["service_id"],
@@ -155,6 +157,11 @@ class Booking:
         )
 
 
+def booking_lock(booking_id: int) -> str:
+    """The lock name serialising changes to one booking and its payments."""
+    return f"booking:{booking_id}"
+
+
 async def get_booking(db: Database, booking_id: int, user_id: int) -> Booking:
     """The booking if `user_id` is its client or provider; NotFound for anyone else."""
     row = await db.fetch_one(
@@ -195,10 +202,10 @@ async def create_booking(
             raise NotFound("That service does not exist or is no longer offered.")
         if service["provider_id"] == client_id:
             raise Conflict("You cannot book your own service.")
-        cursor = await tx.execute(
+        booking_id = await tx.fetch_value(
             "INSERT INTO bookings (service_id, client_id, provider_id, service_name,"
             " price_cents, scheduled_at, note, status, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?) RETURNING id",
             (
                 service_id,
                 client_id,
@@ -211,8 +218,7 @@ async def create_booking(
                 now,
             ),
         )
-        assert cursor.lastrowid is not None
-        booking = await get_booking(db, cursor.lastrowid, client_id)
+        booking = await get_booking(db, int(booking_id), client_id)
         await notifier.send_booking_update(
             booking.provider_id,
             {
@@ -236,6 +242,7 @@ async def apply_action(
     if transition is None:
         raise NotFound()
     async with db.transaction() as tx:
+        await tx.lock(booking_lock(booking_id))
         booking = await get_booking(db, booking_id, user_id)
         role = booking.role_of(user_id)
         if role not in transition.roles:
@@ -250,7 +257,7 @@ async def apply_action(
                 "then it can be cancelled."
             )
         placeholders = ", ".join("?" for _ in transition.sources)
-        cursor = await tx.execute(
+        result = await tx.execute(
             f"UPDATE bookings SET status = ?, updated_at = ?,"
             f" cancelled_by = CASE WHEN ? = 'cancelled' THEN ? ELSE cancelled_by END"
             f" WHERE id = ? AND status IN ({placeholders})",
@@ -263,7 +270,7 @@ async def apply_action(
                 *(s.value for s in transition.sources),
             ),
         )
-        if cursor.rowcount != 1:  # another process changed it between our read and write
+        if result.rowcount != 1:  # another process changed it between our read and write
             raise Conflict("This booking changed in the meantime. Reload and try again.")
         updated = await get_booking(db, booking_id, user_id)
         actor = updated.provider_name if role is Role.PROVIDER else updated.client_name

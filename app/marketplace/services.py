@@ -3,11 +3,10 @@ an unpublished service is visible to its owner alone."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 
 from app.clock import now_text
-from app.db import Database
+from app.db import Database, Row
 from app.errors import NotFound
 
 SEARCH_PAGE_SIZE = 20
@@ -37,7 +36,7 @@ class Service:
     updated_at: str
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Service:
+    def from_row(cls, row: Row) -> Service:
         return cls(
             id=row["id"],
             provider_id=row["provider_id"],
@@ -55,10 +54,10 @@ class Service:
 async def create_service(db: Database, provider_id: int, data: ServiceData) -> int:
     now = now_text()
     async with db.transaction() as tx:
-        cursor = await tx.execute(
+        service_id = await tx.fetch_value(
             "INSERT INTO services (provider_id, name, description, price_cents,"
             " duration_minutes, published, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, 1, ?, ?) RETURNING id",
             (
                 provider_id,
                 data.name,
@@ -69,8 +68,7 @@ async def create_service(db: Database, provider_id: int, data: ServiceData) -> i
                 now,
             ),
         )
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+    return int(service_id)
 
 
 async def get_service(db: Database, service_id: int, viewer_id: int | None) -> Service:
@@ -97,7 +95,7 @@ async def update_service(
     db: Database, service_id: int, provider_id: int, data: ServiceData
 ) -> None:
     async with db.transaction() as tx:
-        cursor = await tx.execute(
+        result = await tx.execute(
             "UPDATE services SET name = ?, description = ?, price_cents = ?,"
             " duration_minutes = ?, updated_at = ? WHERE id = ? AND provider_id = ?",
             (
@@ -110,17 +108,17 @@ async def update_service(
                 provider_id,
             ),
         )
-    if cursor.rowcount != 1:
+    if result.rowcount != 1:
         raise NotFound("That service does not exist.")
 
 
 async def set_published(db: Database, service_id: int, provider_id: int, published: bool) -> None:
     async with db.transaction() as tx:
-        cursor = await tx.execute(
+        result = await tx.execute(
             "UPDATE services SET published = ?, updated_at = ? WHERE id = ? AND provider_id = ?",
             (int(published), now_text(), service_id, provider_id),
         )
-    if cursor.rowcount != 1:
+    if result.rowcount != 1:
         raise NotFound("That service does not exist.")
 
 
@@ -136,7 +134,8 @@ async def search_services(
     where = "s.published = 1"
     params: list[object] = []
     if query:
-        where += " AND (s.name LIKE ? ESCAPE '\\' OR s.description LIKE ? ESCAPE '\\')"
+        like = db.dialect.like  # case-insensitive on both stores
+        where += f" AND (s.name {like} ? ESCAPE '\\' OR s.description {like} ? ESCAPE '\\')"
         params += [_like_pattern(query)] * 2
     total = int(await db.fetch_value(f"SELECT count(*) FROM services s WHERE {where}", params))
     rows = await db.fetch_all(

@@ -32,11 +32,13 @@ class DeliveryRecorder:
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, {}
-        work = [
+        # In user order: processes recording acks for the same users at once lock their rows
+        # in the same order, so they cannot deadlock (PostgreSQL).
+        work = sorted(
             (user_id, upto)
             for user_id, upto in pending.items()
             if upto > self._written.get(user_id, 0)
-        ]
+        )
         if not work:
             return
         now = now_text()

@@ -13,9 +13,6 @@ from app.realtime.history import Position
 from app.realtime.messages import DeliveryGroup
 from app.realtime.protocol import ClientFrame
 
-# Ids per `IN (...)` list: under SQLite's default limit of bound variables.
-_IN_CHUNK = 900
-
 
 class StoreHistory:
     """`app.realtime.history.History` over the notification store."""
@@ -24,20 +21,7 @@ class StoreHistory:
         self._db = db
 
     async def positions(self, user_ids: Sequence[int]) -> dict[int, Position]:
-        # store.position() for many users at once. It belongs in the store beside it, which
-        # is being reworked for PostgreSQL meanwhile: move it there.
-        found: dict[int, Position] = {}
-        for start in range(0, len(user_ids), _IN_CHUNK):
-            chunk = user_ids[start : start + _IN_CHUNK]
-            rows = await self._db.fetch_all(
-                "SELECT id, unread_count, last_seq,"
-                " (SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = users.id)"
-                f" FROM users WHERE id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            )
-            for row in rows:
-                found[int(row[0])] = Position(int(row[1]), int(row[3]), int(row[2]))
-        return found
+        return await store.positions(self._db, user_ids)
 
     async def seq_at(self, user_id: int, notification_id: int) -> int:
         return await store.seq_at(self._db, user_id, notification_id)

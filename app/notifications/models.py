@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
 from app import strictjson
+from app.db import Row
 from app.realtime.messages import DeliveryGroup
 
 ENVELOPE_TYPES = ("booking_update", "payment_update", "notification")
@@ -55,7 +55,7 @@ class Notification:
         return None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Notification:
+    def from_row(cls, row: Row) -> Notification:
         return cls(
             id=row["id"],
             user_id=row["user_id"],

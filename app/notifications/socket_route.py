@@ -14,6 +14,7 @@ from app.forms import MAX_ID, NumberError, parse_int
 from app.middlewares import authenticate
 from app.realtime import protocol
 from app.realtime.connection import CLOSE_TIMEOUT, CloseCode, Connection
+from app.realtime.handshake_gate import RELEASE
 from app.realtime.session import ClientSession, ResumePoint, SessionLimits
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return ws
     session = ClientSession(hub, conn, _limits(request), app[keys.NOTIFICATION_FRAMES])
     try:
-        await session.run(resume)
+        await session.run(resume, request.get(RELEASE))
     except (ConnectionError, asyncio.CancelledError):
         pass
     except Exception:

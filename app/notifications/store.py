@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from app.clock import now_text
-from app.db import Database, Transaction
+from app.db import Database, Row, Transaction
 from app.errors import NotFound
 from app.notifications.models import ENVELOPE_TYPES, Notification, StoredGroup
 from app.realtime.history import Position
 
 PAGE_SIZE = 20
-# SQLite allows 32,766 bound variables per statement; 6 per inserted row.
+# SQLite allows 32,766 bound variables per statement (asyncpg 32,767); 6 per inserted row.
 _INSERT_CHUNK = 5000
 _IN_CHUNK = 900
 MAX_MARK_IDS = 500
@@ -62,65 +61,72 @@ def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
 
-def _insert_sql(count: int) -> str:
+def _insert_sql(db: Database, count: int) -> str:
     # The BEFORE INSERT trigger has already moved the user's counters on when RETURNING is
-    # computed for the row: they are the row's seq and the unread count right after it.
+    # computed for the row: they give the row's seq and the unread count right after it.
+    dialect = db.dialect
     return (
         "INSERT INTO notifications (user_id, type, event, key, data, created_at) VALUES "
         + ", ".join(["(?, ?, ?, ?, ?, ?)"] * count)
-        + " RETURNING id, user_id,"
-        " (SELECT last_seq FROM users WHERE users.id = notifications.user_id),"
-        " (SELECT unread_count FROM users WHERE users.id = notifications.user_id)"
+        + f" RETURNING id, user_id, {dialect.seq_after_insert}, {dialect.unread_after_insert}"
     )
 
 
-def _params(group: NewGroup, user_ids: Sequence[int], created_at: str) -> list[object]:
-    shared = (group.type, group.event, group.key, group.raw_data, created_at)
-    return [value for user_id in user_ids for value in (user_id, *shared)]
+def _row_params(group: NewGroup, user_id: int, created_at: str) -> tuple[object, ...]:
+    return (user_id, group.type, group.event, group.key, group.raw_data, created_at)
 
 
 async def insert_groups(db: Database, groups: Sequence[NewGroup]) -> list[StoredGroup]:
-    """Insert every group's rows in order, atomically; each stored row carries its user's
-    unread count right after it. Joins the task's open transaction if there is one. Raises
-    sqlite3.IntegrityError (and stores nothing) when a user does not exist."""
+    """Insert every group's rows, atomically; each stored row carries its user's seq and
+    unread count right after it, and each group's rows come back in its `user_ids` order.
+    Joins the task's open transaction if there is one. Raises ConflictError (and stores
+    nothing) when a user does not exist.
+
+    Rows are inserted in user id order (stable, so one user's rows keep the groups' order):
+    on PostgreSQL each row locks its user's row, and two processes storing for the same users
+    in different orders would otherwise deadlock."""
     created_at = now_text()
-    # Statements of at most _INSERT_CHUNK rows, each row tagged with its group.
-    statements: list[list[object]] = [[]]
-    counts = [0]
-    for group in groups:
-        for start in range(0, len(group.user_ids), _INSERT_CHUNK):
-            part = group.user_ids[start : start + _INSERT_CHUNK]
-            if counts[-1] + len(part) > _INSERT_CHUNK:
-                statements.append([])
-                counts.append(0)
-            statements[-1] += _params(group, part, created_at)
-            counts[-1] += len(part)
-    returned: list[Any] = []
+    # (user id, group index, position in group), sorted by user id, stable.
+    entries = sorted(
+        (
+            (user_id, index, position)
+            for index, group in enumerate(groups)
+            for position, user_id in enumerate(group.user_ids)
+        ),
+        key=lambda entry: entry[0],
+    )
+    # Statements of at most _INSERT_CHUNK rows.
+    chunks = [
+        entries[start : start + _INSERT_CHUNK] for start in range(0, len(entries), _INSERT_CHUNK)
+    ]
+    statements = [
+        [
+            value
+            for user_id, index, _ in chunk
+            for value in _row_params(groups[index], user_id, created_at)
+        ]
+        for chunk in chunks
+    ]
+    returned: list[list[Row]] = []
     if len(statements) == 1:
-        if counts[0]:
-            returned = await db.write_statement(_insert_sql(counts[0]), statements[0])
-    else:
+        returned = [await db.write_statement(_insert_sql(db, len(chunks[0])), statements[0])]
+    elif statements:
         async with db.transaction() as tx:
-            for params, count in zip(statements, counts, strict=True):
-                returned += await tx.fetch_all(_insert_sql(count), params)
-    # SQLite inserts the VALUES rows in order, so sorted ids line up with the groups' users.
-    rows = sorted((r[0], r[1], r[2], r[3]) for r in returned)
-    stored: list[StoredGroup] = []
-    offset = 0
-    for group in groups:
-        size = len(group.user_ids)
-        stored.append(
-            StoredGroup(
-                group.type,
-                group.event,
-                group.key,
-                group.raw_data,
-                created_at,
-                tuple(rows[offset : offset + size]),
-            )
-        )
-        offset += size
-    return stored
+            for params, chunk in zip(statements, chunks, strict=True):
+                returned.append(await tx.fetch_all(_insert_sql(db, len(chunk)), params))
+    # Both stores insert the VALUES rows in order, so a statement's rows sorted by id line up
+    # with its entries.
+    placed: list[list[tuple[int, int, int, int]]] = [
+        [(0, 0, 0, 0)] * len(group.user_ids) for group in groups
+    ]
+    for chunk, rows in zip(chunks, returned, strict=True):
+        ordered = sorted((r[0], r[1], r[2], r[3]) for r in rows)
+        for (_user_id, index, position), row in zip(chunk, ordered, strict=True):
+            placed[index][position] = row
+    return [
+        StoredGroup(group.type, group.event, group.key, group.raw_data, created_at, tuple(rows))
+        for group, rows in zip(groups, placed, strict=True)
+    ]
 
 
 async def unknown_users(db: Database, user_ids: Sequence[int]) -> list[int]:
@@ -137,14 +143,19 @@ async def unread_count(db: Database, user_id: int) -> int:
     return int(value or 0)
 
 
-async def position(db: Database, user_id: int) -> Position:
-    row = await db.fetch_one(
-        "SELECT unread_count, last_seq,"
-        " (SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = users.id)"
-        " FROM users WHERE id = ?",
-        (user_id,),
-    )
-    return Position(0, 0, 0) if row is None else Position(int(row[0]), int(row[2]), int(row[1]))
+async def positions(db: Database, user_ids: Sequence[int]) -> dict[int, Position]:
+    """Each user's position: unread count, newest id and seq (users not found: left out)."""
+    found: dict[int, Position] = {}
+    for chunk in _chunks(user_ids, _IN_CHUNK):
+        rows = await db.fetch_all(
+            "SELECT id, unread_count, last_seq,"
+            " (SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = users.id)"
+            f" FROM users WHERE id IN ({_marks(len(chunk))})",
+            chunk,
+        )
+        for row in rows:
+            found[int(row[0])] = Position(int(row[1]), int(row[3]), int(row[2]))
+    return found
 
 
 async def seq_at(db: Database, user_id: int, notification_id: int) -> int:
@@ -241,12 +252,12 @@ async def claim_client_message(
 
     Each user keeps only the newest `keep` ids: a client's offline queue is far shorter, and
     every distinct id would otherwise be a row for good."""
-    cursor = await tx.execute(
-        "INSERT OR IGNORE INTO client_messages (user_id, client_msg_id, created_at)"
-        " VALUES (?, ?, ?)",
+    result = await tx.execute(
+        "INSERT INTO client_messages (user_id, client_msg_id, created_at)"
+        " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         (user_id, client_msg_id, now_text()),
     )
-    if cursor.rowcount != 1:
+    if result.rowcount != 1:
         return False
     await tx.execute(
         "DELETE FROM client_messages WHERE user_id = ? AND id <= ("

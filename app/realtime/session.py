@@ -158,11 +158,14 @@ class ClientSession:
         # replays.
         self._history_end: Position | None = None
 
-    async def run(self, resume: ResumePoint | None) -> None:
+    async def run(
+        self, resume: ResumePoint | None, on_welcome: Callable[[], None] | None = None
+    ) -> None:
         """The socket's whole life: welcome, replay, live; then the client's frames until
-        the socket closes. The read loop is inline rather than a method of its own: every
-        coroutine awaited for the socket's lifetime is a frame kept per socket."""
-        await self._start(resume)
+        the socket closes. `on_welcome` runs once the welcome is sent (the handshake is
+        done). The read loop is inline rather than a method of its own: every coroutine
+        awaited for the socket's lifetime is a frame kept per socket."""
+        await self._start(resume, on_welcome)
         while self.conn.is_open:
             message = await self.ws.receive()
             if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
@@ -171,7 +174,9 @@ class ClientSession:
             if frame is not None:
                 await self._handle(frame)
 
-    async def _start(self, resume: ResumePoint | None) -> None:
+    async def _start(
+        self, resume: ResumePoint | None, on_welcome: Callable[[], None] | None
+    ) -> None:
         position = await self.hub.position(self.user_id)
         await self.conn.send_now(
             Outbound(
@@ -184,6 +189,8 @@ class ClientSession:
                 )
             )
         )
+        if on_welcome is not None:
+            on_welcome()
         if resume is None:
             self._history_end = position
             self.conn.start_at(position.last_id, position.last_seq)

@@ -1,8 +1,9 @@
 """Real-browser infrastructure: the app as a subprocess, headless Chromium, and helpers.
 
 The server is the real `python run.py` (so stopping and restarting it is a real outage), one
-per test module; Chromium is the system's, driven by Playwright's sync API in plain test
-functions. Every wait is for a condition, with a bound.
+per test module and store (each module runs on SQLite, then on PostgreSQL); Chromium is the
+system's, driven by Playwright's sync API in plain test functions. Every wait is for a
+condition, with a bound.
 
 Without Chromium (or when Playwright cannot start it) the browser tests are skipped, except
 when CI=true: then they fail, so CI never passes by skipping them.
@@ -17,7 +18,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -33,6 +33,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from tests.conftest import STORES
+from tests.pg import Cluster
+from tests.stores import OutsideDatabase
 
 try:
     from playwright.sync_api import (
@@ -115,12 +119,12 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 class LiveServer:
     """`python run.py` on a fixed port and database; stop() and start() again keep both."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
+    def __init__(self, db: OutsideDatabase) -> None:
+        self.db = db
+        self.workdir = db.workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.db_path = workdir / "app.db"
-        self.log_path = workdir / "server.log"
+        self.log_path = self.workdir / "server.log"
         self.process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._lines: list[str] = []
@@ -139,8 +143,7 @@ class LiveServer:
                     "run.py",
                     "--port",
                     str(self.port),
-                    "--db",
-                    str(self.db_path),
+                    *self.db.flags(),
                     "--api-key",
                     API_KEY,
                     "--argon2-memory-kib",
@@ -284,9 +287,8 @@ class LiveServer:
         )
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Reads the server's SQLite file directly (WAL mode: safe while it runs)."""
-        with sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute(sql, params).fetchall()
+        """Reads the server's database directly, while it runs."""
+        return self.db.query(sql, params)
 
     # people
 
@@ -436,9 +438,26 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
         chromium.close()
 
 
+@pytest.fixture(scope="module", params=STORES)
+def live_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OutsideDatabase]:
+    """This module's database: a SQLite file, or a PostgreSQL database of its own."""
+    workdir = tmp_path_factory.mktemp("live")
+    if request.param == "sqlite":
+        yield OutsideDatabase(workdir)
+        return
+    cluster: Cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_database()
+    try:
+        yield OutsideDatabase(workdir, url, cluster)
+    finally:
+        cluster.drop_database(url)
+
+
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("live"))
+def live_server(live_db: OutsideDatabase) -> Iterator[LiveServer]:
+    server = LiveServer(live_db)
     server.start()
     try:
         yield server

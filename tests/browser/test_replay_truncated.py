@@ -27,16 +27,17 @@ from tests.browser.test_bursts import (
     rate_limited,
     seen_in_server,
 )
+from tests.stores import OutsideDatabase
 
 REPLAY_LIMIT = 50
 
 
 @pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_server(live_db: OutsideDatabase) -> Iterator[LiveServer]:
     """This module's server replays at most REPLAY_LIMIT notifications per resume."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("APP_WS_REPLAY_LIMIT", str(REPLAY_LIMIT))
-        server = LiveServer(tmp_path_factory.mktemp("live-replay-limit"))
+        server = LiveServer(live_db)
         server.start()
     try:
         yield server
