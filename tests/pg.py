@@ -19,7 +19,6 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -32,6 +31,7 @@ import asyncpg
 from app.db import PostgresDatabase
 from app.db.postgres import translate
 from app.migrate import migrate
+from tests.net import free_port
 
 T = TypeVar("T")
 
@@ -73,12 +73,6 @@ def find_bindir() -> Path:
         if (Path(candidate) / "initdb").exists() and (Path(candidate) / "pg_ctl").exists():
             return Path(candidate)
     raise Unavailable("PostgreSQL is not installed: apt-get install postgresql")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class _Loop:

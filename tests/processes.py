@@ -9,12 +9,10 @@ received, resuming by seq when its socket drops.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import re
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -24,23 +22,12 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import PASSWORD, TEST_API_KEY
+from tests.net import die_with_the_tests, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 20.0
 SECRET = "scale-out-test-secret-" + "0" * 32
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_the_tests() -> None:
-    """In the child: if the test run is killed, the server goes too (no orphans left)."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -77,7 +64,7 @@ class AppProcess:
                 env=env,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=stderr,
-                preexec_fn=_die_with_the_tests,
+                preexec_fn=die_with_the_tests,
             )
         finally:
             stderr.close()

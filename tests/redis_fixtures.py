@@ -19,14 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.net import free_port
+
 REDIS_SERVER = shutil.which("redis-server")
 START_SECONDS = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pong(port: int) -> bool:

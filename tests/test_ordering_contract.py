@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from app import keys
 from app.config import Settings
-from app.realtime.broker import Subscriber
+from app.realtime.broker import InProcessBroker
 from app.realtime.messages import BrokerMessage, CatchUp, Delivery, DeliveryGroup
 from tests.conftest import Browser, BrowserFactory, MakeSettings
 from tests.ws_helpers import Frame, metric, open_live, receive, still_answers
@@ -21,32 +21,19 @@ from tests.ws_helpers import Frame, metric, open_live, receive, still_answers
 COUNT = 120
 
 
-class ChaosBroker:
+class ChaosBroker(InProcessBroker):
     """Splits every delivery into one message per recipient, then repeats some, drops some,
     and hands them over in shuffled bursts. Deterministic for a given seed."""
 
     def __init__(self, seed: int, *, repeat: float, drop: float, burst: int = 7) -> None:
+        super().__init__()
         self._random = random.Random(seed)
         self._repeat = repeat
         self._drop = drop
         self._burst = burst
         self._held: list[BrokerMessage] = []
-        self._subscribers: list[Subscriber] = []
         self.dropped = 0
         self.repeated = 0
-
-    def subscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.append(subscriber)
-
-    async def start(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        self._subscribers.clear()
-
-    @property
-    def up(self) -> bool:
-        return True
 
     @property
     def lossless(self) -> bool:
@@ -88,7 +75,7 @@ class ChaosBroker:
     def _hand_over(self, messages: list[BrokerMessage]) -> None:
         for message in messages:
             for subscriber in self._subscribers:
-                subscriber(message)
+                subscriber(message)  # as InProcessBroker.publish does, in this order
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ and a spread-out reconnect delay, keeps what was published, and exits cleanly.""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import re
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +16,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import PASSWORD, TEST_API_KEY
+from tests.net import die_with_the_tests, free_port
 from tests.stores import OutsideDatabase
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,18 +24,6 @@ SPREAD_MS = 2000
 BATCH_SIZE = 200  # HubSettings.shutdown_batch_size
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _REASON = re.compile(r"reconnect in (\d+) ms")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_the_tests() -> None:
-    """In the child: if the test run is killed, the server goes too (no orphans left)."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -69,7 +56,7 @@ async def running(tmp_path: Path, outside_db: OutsideDatabase) -> AsyncIterator[
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=stderr,
-        preexec_fn=_die_with_the_tests,
+        preexec_fn=die_with_the_tests,
     )
     try:
         assert process.stdout is not None

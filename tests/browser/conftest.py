@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from typing import Any, NoReturn
 import pytest
 
 from tests.conftest import STORES
+from tests.net import free_port
 from tests.pg import Cluster
 from tests.stores import OutsideDatabase
 
@@ -76,12 +76,6 @@ def unavailable(message: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def future_slot(days: int = 7) -> str:
