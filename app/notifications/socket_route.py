@@ -34,7 +34,8 @@ def _origin_allowed(request: web.Request) -> bool:
 
 
 def _resume_point(request: web.Request) -> ResumePoint | None:
-    """`?last_seq=N` (preferred) or `?last_id=N`; None without either."""
+    """`?last_seq=N` (preferred) or `?last_id=N`; None without either. ValueError, with the
+    message for the client, when the number is bad."""
     for name, by_seq in (("last_seq", True), ("last_id", False)):
         raw = request.query.get(name)
         if raw is None:
@@ -42,7 +43,7 @@ def _resume_point(request: web.Request) -> ResumePoint | None:
         try:
             return ResumePoint(parse_int(raw, minimum=0, maximum=MAX_ID), by_seq)
         except NumberError:
-            raise web.HTTPBadRequest(text=f"{name} must be a non-negative integer") from None
+            raise ValueError(f"{name} must be a non-negative integer") from None
     return None
 
 
@@ -76,8 +77,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         return _refuse(503, "shutting down; reconnect shortly")
     try:
         resume = _resume_point(request)
-    except web.HTTPBadRequest as exc:
-        return _refuse(400, exc.text or "bad resume point")
+    except ValueError as exc:
+        return _refuse(400, str(exc))
 
     ws = web.WebSocketResponse(
         max_msg_size=protocol.MAX_FRAME_BYTES + 1,  # aiohttp refuses sizes >= its limit
