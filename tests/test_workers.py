@@ -151,8 +151,10 @@ async def test_healthz_says_degraded_with_200_while_redis_is_down(
 
 
 async def test_healthz_with_the_in_process_broker(
-    aiohttp_server: Any, make_settings: MakeSettings
+    make_settings: MakeSettings, aiohttp_server: Any
 ) -> None:
+    # make_settings first: fixtures are torn down in reverse, so the server (and its pool)
+    # stops before the test's PostgreSQL database is dropped under it.
     server = await aiohttp_server(create_app(make_settings()))
     assert await healthz(server) == (
         200,
