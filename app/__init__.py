@@ -19,6 +19,8 @@ from app.accounts.sessions import SessionStore
 from app.clock import to_text, utc_now
 from app.config import Settings
 from app.connections import ConnectionLimiter, accept_errors_ctx
+from app.conversations.frames import ConversationFrames, FrameRouter
+from app.conversations.service import ConversationService
 from app.db import database_from_settings
 from app.demo import seed_demo
 from app.jobs import Job, JobRunner, Leases, process_name
@@ -31,10 +33,12 @@ from app.notifications.delivery import DeliveryRecorder
 from app.notifications.live import NotificationFrames, StoreHistory
 from app.notifications.service import NotificationService
 from app.notifications.store import forget_client_messages
+from app.presence_store import SqlPresenceStore
 from app.realtime.broker import Broker, InProcessBroker
 from app.realtime.handshake_gate import HandshakeGate
 from app.realtime.hub import Hub, HubSettings
 from app.realtime.messages import SessionsEnded
+from app.realtime.presence import PresenceTracker
 from app.realtime.redis_broker import RedisBroker, RedisSettings
 from app.rendering import FILTERS
 from app.routes import setup_routes
@@ -161,7 +165,31 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.NOTIFIER] = notifier
     acks = DeliveryRecorder(db, metrics)
     app[keys.ACKS] = acks
-    app[keys.NOTIFICATION_FRAMES] = NotificationFrames(notifier, acks)
+    settings = app[keys.SETTINGS]
+    presence = PresenceTracker(
+        hub,
+        SqlPresenceStore(db),
+        broker,
+        metrics,
+        grace_seconds=settings.presence_grace_seconds,
+        heartbeat_seconds=settings.presence_heartbeat_seconds,
+    )
+    app[keys.PRESENCE] = presence
+    conversations = ConversationService(
+        db,
+        notifier,
+        broker,
+        metrics,
+        SqlPresenceStore(db),
+        messages_per_minute=settings.messages_per_minute,
+        stale_seconds=presence.stale_seconds,
+    )
+    app[keys.CONVERSATIONS] = conversations
+    conversation_frames = ConversationFrames(db, conversations, hub, presence)
+    app[keys.FRAMES] = FrameRouter(
+        NotificationFrames(notifier, acks),
+        dict.fromkeys(ConversationFrames.TYPES, conversation_frames),
+    )
 
     await broker.start()
     broker.subscribe(hub.on_broker_message)
@@ -172,15 +200,16 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
     sessions.on_revoke(sessions_ended)
     notifier.start()
     acks.start()
-    settings = app[keys.SETTINGS]
     hub.start(
         sessions.ended_among,
         StoreHistory(db),
         catch_up_seconds=0.0 if broker.lossless else settings.ws_catch_up_seconds,
     )
+    await presence.start()
     if settings.demo:
         await seed_demo(app)
     yield
+    await presence.stop()
     await hub.stop_loops()
     await acks.stop()
     await notifier.close()

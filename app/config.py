@@ -78,6 +78,12 @@ class Settings:
     ws_handshake_wait_seconds: float = 10.0
     # Client message ids remembered per user (the oldest are forgotten past this).
     client_messages_per_user: int = 1000
+    # Conversations: messages a person may send a minute (over every process); how long a
+    # person whose last socket closed still shows online (a flapping link changes nothing);
+    # how often each process proves it is alive (its presence rows expire after 3 beats).
+    messages_per_minute: int = 30
+    presence_grace_seconds: float = 5.0
+    presence_heartbeat_seconds: float = 10.0
     # Maintenance jobs (interrupted payments, pruning) run this often, in one process.
     maintenance_interval_seconds: float = 15.0
     # A payment pending this long is not in flight anywhere (see billing.CHARGE_TIMEOUT_SECONDS).

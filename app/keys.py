@@ -8,14 +8,16 @@ from app.accounts.limits import LoginLimiter
 from app.accounts.sessions import CurrentUser, SessionStore
 from app.config import Settings
 from app.connections import ConnectionLimiter
+from app.conversations.frames import FrameRouter
+from app.conversations.service import ConversationService
 from app.db import Database
 from app.marketplace.payments import PaymentProcessor
 from app.metrics import Metrics
 from app.notifications.delivery import DeliveryRecorder
-from app.notifications.live import NotificationFrames
 from app.notifications.service import NotificationService
 from app.realtime.broker import Broker
 from app.realtime.hub import Hub
+from app.realtime.presence import PresenceTracker
 from app.security import Passwords
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -30,7 +32,9 @@ METRICS = web.AppKey("metrics", Metrics)
 BROKER = web.AppKey("broker", Broker)
 HUB = web.AppKey("hub", Hub)
 ACKS = web.AppKey("acks", DeliveryRecorder)
-NOTIFICATION_FRAMES = web.AppKey("notification_frames", NotificationFrames)
+FRAMES = web.AppKey("frames", FrameRouter)
+CONVERSATIONS = web.AppKey("conversations", ConversationService)
+PRESENCE = web.AppKey("presence", PresenceTracker)
 CONNECTIONS = web.AppKey("connections", ConnectionLimiter)
 
 USER = web.RequestKey("user", CurrentUser)

@@ -143,6 +143,14 @@ class Metrics:
             "Frames not sent: queue full (the socket is then closed) or socket closing",
             registry=r,
         )
+        self.ephemeral_dropped = Counter(
+            "ws_ephemeral_dropped",
+            "Ephemeral frames (typing, presence) dropped for a socket with a backlog",
+            registry=r,
+        )
+        self.ephemeral_sent = LoopCounter(
+            "ws_ephemeral_sent", "Ephemeral frames (typing, presence) offered to sockets", r
+        )
         self.frames_received = LoopCounter("ws_frames_received", "Frames received from clients", r)
         self.bad_frames = Counter(
             "ws_bad_frames", "Client frames refused, by reason", ["reason"], registry=r
@@ -198,6 +206,15 @@ class Metrics:
         )
         self.notifications_read = Counter(
             "notifications_read", "Notifications first marked read", ["event"], registry=r
+        )
+        self.messages_sent = Counter(
+            "conversation_messages", "Conversation messages stored", registry=r
+        )
+        self.presence_changes = Counter(
+            "presence_changes",
+            "People shown online or offline to others, by state",
+            ["state"],
+            registry=r,
         )
         # The broker between processes (Redis; the in-process broker is always up).
         self.broker_up = Gauge(

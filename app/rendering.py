@@ -11,6 +11,8 @@ from aiohttp import web
 
 from app import keys, strictjson
 from app.clock import from_text
+from app.conversations.store import unread_messages
+from app.conversations.text import linkify
 from app.money import format_money
 from app.notifications import store as inbox
 from app.notifications.preferences import get_preferences, to_client
@@ -21,6 +23,7 @@ async def base_context(request: web.Request) -> dict[str, Any]:
     app = request.config_dict
     user = request.get(keys.USER)
     unread = await inbox.unread_count(app[keys.DB], user.id) if user is not None else 0
+    messages = await unread_messages(app[keys.DB], user.id) if user is not None else 0
     latest = await inbox.latest(app[keys.DB], user.id) if user is not None else []
     # What pops up in the browser (toast, desktop notification); the script reads it off <body>.
     prefs = (
@@ -33,6 +36,7 @@ async def base_context(request: web.Request) -> dict[str, Any]:
         "current_user": user,
         "csrf_token": await csrf_token(request, app[keys.CSRF_KEY]),
         "unread_count": unread,
+        "unread_messages": messages,
         "latest_notifications": latest,
         "notification_prefs": prefs,
         "currency": app[keys.SETTINGS].currency,
@@ -64,4 +68,8 @@ def datetime_filter(text: str | None) -> str:
     return moment.strftime("%d %b %Y, %H:%M UTC")
 
 
-FILTERS: dict[str, Callable[..., str]] = {"money": money_filter, "datetime": datetime_filter}
+FILTERS: dict[str, Callable[..., str]] = {
+    "money": money_filter,
+    "datetime": datetime_filter,
+    "linkify": linkify,
+}

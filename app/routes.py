@@ -8,6 +8,7 @@ from aiohttp import web
 
 from app import api, pages
 from app.accounts import views as accounts
+from app.conversations import views as conversations
 from app.marketplace import views as marketplace
 from app.notifications import preferences_views as preferences
 from app.notifications import socket_route
@@ -53,6 +54,8 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
         marketplace.booking_action,
         name="booking_action",
     )
+    r.add_post(f"/bookings/{ID}/messages", conversations.post_message, name="booking_messages")
+    r.add_post(f"/bookings/{ID}/conversation/mute", conversations.mute, name="conversation_mute")
     r.add_get(f"/bookings/{ID}/pay", marketplace.pay_form, name="booking_pay")
     r.add_post(f"/bookings/{ID}/pay", marketplace.pay)
     r.add_get(f"/payments/{ID}", marketplace.payment_detail, name="payment_detail")

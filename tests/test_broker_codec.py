@@ -16,6 +16,7 @@ from app.realtime.messages import (
     CatchUp,
     Delivery,
     DeliveryGroup,
+    Ephemeral,
     Marked,
     SessionsEnded,
 )
@@ -41,7 +42,10 @@ marks = st.builds(
     unread=ints,
 )
 sessions = st.builds(SessionsEnded, st.lists(ints, max_size=8).map(tuple))
-messages = deliveries | marks | sessions | st.just(CatchUp())
+ephemerals = st.builds(
+    Ephemeral, st.lists(st.tuples(st.text(), st.text()), max_size=4).map(tuple), ints
+)
+messages = deliveries | marks | sessions | ephemerals | st.just(CatchUp())
 origins = st.text(min_size=1, max_size=20)
 
 
@@ -155,6 +159,11 @@ def test_a_delivery_is_split_by_user_shard_keeping_group_and_row_order() -> None
 def test_a_group_within_one_shard_is_sent_as_it_is() -> None:
     group = _group((10, 3, 1, 1), (11, 19, 1, 1))
     assert shard_messages(Delivery((group,)), 16) == [(3, Delivery((group,)))]
+
+
+def test_ephemeral_frames_go_on_the_control_channel() -> None:
+    message = Ephemeral((("presence:7", '{"type":"presence"}'),), 3)
+    assert shard_messages(message, 16) == [(-1, message)]
 
 
 def test_marks_go_by_user_and_session_ends_by_session_id() -> None:

@@ -16,7 +16,8 @@ from app.config import Settings
 from app.realtime.broker import InProcessBroker
 from app.realtime.messages import BrokerMessage, CatchUp, Delivery, DeliveryGroup
 from tests.conftest import Browser, BrowserFactory, MakeSettings
-from tests.ws_helpers import Frame, metric, open_live, receive, still_answers
+from tests.flows import accepted_booking
+from tests.ws_helpers import Frame, metric, open_live, receive, receive_until, still_answers
 
 COUNT = 120
 
@@ -188,3 +189,35 @@ async def test_a_socket_resuming_by_seq_gets_exactly_what_follows(
     done = await receive(ws)
     assert done["type"] == "replay_done" and done["last_seq"] == 5
     assert done["last_id"] == replayed[-1]["id"]
+
+
+@pytest.mark.parametrize("chaos", [(0.2, 0.25)], indirect=True, ids=["reorder-repeat-drop"])
+async def test_conversation_messages_reach_both_parties_once_in_conversation_order(
+    provider: Browser,
+    client_browser: Browser,
+    server: TestServer,
+    app: web.Application,
+    chaos: ChaosBroker,
+) -> None:
+    """Messages ride the per-user streams: a broker that reorders, repeats and drops cannot
+    make anyone see a message twice, miss one, or see them out of the conversation's order."""
+    assert provider.user_id is not None and client_browser.user_id is not None
+    booking_id = await accepted_booking(provider, client_browser)
+    sockets = [(await open_live(browser, server))[0] for browser in (provider, client_browser)]
+    conversations = app[keys.CONVERSATIONS]
+    conversations.messages_per_minute = COUNT
+    senders = [provider.user_id, client_browser.user_id]
+    await asyncio.gather(
+        *(conversations.send(senders[n % 2], booking_id, f"m{n}") for n in range(COUNT))
+    )
+    chaos.flush()
+    for ws in sockets:
+        seen: list[int] = []
+        while len(seen) < COUNT:
+            frame = await receive(ws, within=10)
+            if frame["type"] == "message" and frame["data"]["type"] == "message":
+                seen.append(frame["data"]["message"]["seq"])
+        await ws.send_json({"type": "ping"})
+        _, after = await receive_until(ws, "pong")
+        assert seen == list(range(1, COUNT + 1))
+        assert not [f for f in after if f["type"] == "message"]

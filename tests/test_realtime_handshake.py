@@ -149,6 +149,7 @@ async def test_the_welcome_frame_gives_the_user_heartbeat_unread_count_and_newes
         "unread": 2,
         "last_id": newest.id,
         "last_seq": newest.seq,
+        "unread_messages": 0,
     }
     await ws.close()
 

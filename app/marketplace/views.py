@@ -8,9 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from app import keys
+from app.conversations import store as conversations
 from app.errors import Conflict
 from app.forms import Errors, page_number, path_id, text
 from app.marketplace import billing, bookings, services
+from app.marketplace.booking_page import render_booking
 from app.marketplace.forms import validate_booking, validate_payment, validate_service
 from app.marketplace.payments import DECLINED_CARDS, SUCCEEDING_CARDS
 from app.middlewares import require_user
@@ -175,20 +177,14 @@ async def bookings_page(request: web.Request) -> web.StreamResponse:
         {
             "incoming": await bookings.list_bookings(db, user.id, bookings.Role.PROVIDER),
             "mine": await bookings.list_bookings(db, user.id, bookings.Role.CLIENT),
+            "unread_by_booking": await conversations.unread_by_booking(db, user.id),
         },
     )
 
 
 async def booking_detail(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
-    db = request.config_dict[keys.DB]
-    booking = await bookings.get_booking(db, path_id(request), user.id)
-    payments = await billing.list_booking_payments(db, booking.id, user.id)
-    return await render(
-        request,
-        "marketplace/booking_detail.html",
-        {"booking": booking, "payments": payments, "role": booking.role_of(user.id).value},
-    )
+    return await render_booking(request, user.id, path_id(request))
 
 
 async def booking_action(request: web.Request) -> web.StreamResponse:

@@ -9,6 +9,7 @@ from app.db import Database
 from app.notifications import store
 from app.notifications.delivery import DeliveryRecorder
 from app.notifications.service import NotificationService
+from app.realtime.connection import Connection
 from app.realtime.history import Position
 from app.realtime.messages import DeliveryGroup
 from app.realtime.protocol import ClientFrame
@@ -45,8 +46,9 @@ class NotificationFrames:
         self._notifier = notifier
         self._acks = acks
 
-    async def __call__(self, user_id: int, frame: ClientFrame) -> None:
+    async def __call__(self, conn: Connection, frame: ClientFrame) -> None:
         notifier = self._notifier
+        user_id = conn.user_id
         kind = frame.type
         if kind == "ack":
             self._acks.record(user_id, frame.id_field("id"))

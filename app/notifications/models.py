@@ -10,7 +10,11 @@ from app import strictjson
 from app.db import Row
 from app.realtime.messages import DeliveryGroup
 
+# What other programs may publish (the publish API) and what the inbox shows.
 ENVELOPE_TYPES = ("booking_update", "payment_update", "notification")
+# Rows in the user's stream that are not notifications: conversation messages and receipts
+# (docs/conversations.md). Born read, never in the inbox.
+STREAM_ONLY_TYPES = ("message",)
 
 
 @dataclass(slots=True)

@@ -24,6 +24,7 @@ from app.metrics import Metrics
 from app.notifications import store
 from app.notifications.models import (
     ENVELOPE_TYPES,
+    STREAM_ONLY_TYPES,
     Notification,
     StoredGroup,
     dump_data,
@@ -119,7 +120,7 @@ class NotificationService:
         key: str | None = None,
     ) -> StoredGroup:
         """`send_to_users` without building an object per recipient (the fan-out path)."""
-        if type not in ENVELOPE_TYPES:
+        if type not in ENVELOPE_TYPES and type not in STREAM_ONLY_TYPES:
             raise ValueError(f"unknown notification type {type!r}")
         event = data.get("type")
         event = event if isinstance(event, str) and event else type
@@ -151,6 +152,17 @@ class NotificationService:
         self, user_id: int, ids: Sequence[int], *, client_msg_id: str | None = None
     ) -> Marked | None:
         return await self._mark(user_id, "seen", ids, client_msg_id)
+
+    async def mark_key_read(self, user_id: int, key: str) -> Marked:
+        """Mark the user's unread notifications with this collapse key read; every device
+        hears of it once the (caller's, if open) transaction commits."""
+        async with self._db.transaction() as tx:
+            marked = await store.mark_key_read(tx, user_id, key)
+            if marked.ids:
+                tx.after_commit(
+                    functools.partial(self._marked, user_id, "read", marked.ids, marked)
+                )
+        return marked
 
     async def _mark(
         self, user_id: int, mark: str, ids: Sequence[int] | None, client_msg_id: str | None

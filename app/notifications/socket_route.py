@@ -103,7 +103,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         metrics.connections_refused.labels("too_many").inc()
         await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"too many connections")
         return ws
-    session = ClientSession(hub, conn, _limits(request), app[keys.NOTIFICATION_FRAMES])
+    session = ClientSession(hub, conn, _limits(request), app[keys.FRAMES])
     try:
         await session.run(resume, request.get(RELEASE))
     except (ConnectionError, asyncio.CancelledError):

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from app.clock import now_text
 from app.db import Database, Row, Transaction
 from app.errors import NotFound
-from app.notifications.models import ENVELOPE_TYPES, Notification, StoredGroup
+from app.notifications.models import ENVELOPE_TYPES, STREAM_ONLY_TYPES, Notification, StoredGroup
 from app.realtime.history import Position
 
 PAGE_SIZE = 20
-# SQLite allows 32,766 bound variables per statement (asyncpg 32,767); 6 per inserted row.
+# SQLite allows 32,766 bound variables per statement (asyncpg 32,767); 7 per inserted row.
 _INSERT_CHUNK = 5000
 _IN_CHUNK = 900
 MAX_MARK_IDS = 500
+# The inbox shows notifications, not the conversation rows that share the user's stream.
+_IN_INBOX = "type <> 'message'"
 
 
 @dataclass(frozen=True)
@@ -66,14 +68,18 @@ def _insert_sql(db: Database, count: int) -> str:
     # computed for the row: they give the row's seq and the unread count right after it.
     dialect = db.dialect
     return (
-        "INSERT INTO notifications (user_id, type, event, key, data, created_at) VALUES "
-        + ", ".join(["(?, ?, ?, ?, ?, ?)"] * count)
+        "INSERT INTO notifications (user_id, type, event, key, data, created_at, read_at)"
+        " VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * count)
         + f" RETURNING id, user_id, {dialect.seq_after_insert}, {dialect.unread_after_insert}"
     )
 
 
 def _row_params(group: NewGroup, user_id: int, created_at: str) -> tuple[object, ...]:
-    return (user_id, group.type, group.event, group.key, group.raw_data, created_at)
+    # Stream-only rows (conversation messages and receipts) are born read: they are never an
+    # unread notification.
+    read_at = created_at if group.type in STREAM_ONLY_TYPES else None
+    return (user_id, group.type, group.event, group.key, group.raw_data, created_at, read_at)
 
 
 async def insert_groups(db: Database, groups: Sequence[NewGroup]) -> list[StoredGroup]:
@@ -149,12 +155,14 @@ async def positions(db: Database, user_ids: Sequence[int]) -> dict[int, Position
     for chunk in _chunks(user_ids, _IN_CHUNK):
         rows = await db.fetch_all(
             "SELECT id, unread_count, last_seq,"
-            " (SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = users.id)"
-            f" FROM users WHERE id IN ({_marks(len(chunk))})",
+            " (SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = users.id),"
+            f" unread_messages FROM users WHERE id IN ({_marks(len(chunk))})",
             chunk,
         )
         for row in rows:
-            found[int(row[0])] = Position(int(row[1]), int(row[3]), int(row[2]))
+            found[int(row[0])] = Position(
+                int(row[1]), int(row[3]), int(row[2]), (("unread_messages", int(row[4])),)
+            )
     return found
 
 
@@ -217,7 +225,7 @@ async def list_page(
     """Newest first; `kind` is an envelope type or None for all."""
     if kind is not None and kind not in ENVELOPE_TYPES:
         kind = None
-    where = "user_id = ?" + (" AND type = ?" if kind else "")
+    where = f"user_id = ? AND {_IN_INBOX}" + (" AND type = ?" if kind else "")
     params: list[object] = [user_id] + ([kind] if kind else [])
     total = int(await db.fetch_value(f"SELECT count(*) FROM notifications WHERE {where}", params))
     pages = max(1, -(-total // size))
@@ -231,14 +239,16 @@ async def list_page(
 
 async def latest(db: Database, user_id: int, limit: int = 8) -> list[Notification]:
     rows = await db.fetch_all(
-        "SELECT * FROM notifications WHERE user_id = ? ORDER BY id DESC LIMIT ?", (user_id, limit)
+        f"SELECT * FROM notifications WHERE user_id = ? AND {_IN_INBOX} ORDER BY id DESC LIMIT ?",
+        (user_id, limit),
     )
     return [Notification.from_row(row) for row in rows]
 
 
 async def get(db: Database, user_id: int, notification_id: int) -> Notification:
     row = await db.fetch_one(
-        "SELECT * FROM notifications WHERE id = ? AND user_id = ?", (notification_id, user_id)
+        f"SELECT * FROM notifications WHERE id = ? AND user_id = ? AND {_IN_INBOX}",
+        (notification_id, user_id),
     )
     if row is None:
         raise NotFound("That notification does not exist.")
@@ -286,6 +296,19 @@ async def mark_read(tx: Transaction, user_id: int, ids: Sequence[int] | None) ->
             " RETURNING id, event",
             [now, now, user_id, *wanted],
         )
+    return Marked(sorted(r[0] for r in rows), [r[1] for r in rows], await _unread_in(tx, user_id))
+
+
+async def mark_key_read(tx: Transaction, user_id: int, key: str) -> Marked:
+    """Mark the user's unread notifications with this collapse key read (a conversation the
+    person has now read: its `new_message` notifications are done)."""
+    now = now_text()
+    rows = await tx.fetch_all(
+        "UPDATE notifications SET read_at = ?, seen_at = coalesce(seen_at, ?)"
+        f" WHERE user_id = ? AND key = ? AND read_at IS NULL AND {_IN_INBOX}"
+        " RETURNING id, event",
+        (now, now, user_id, key),
+    )
     return Marked(sorted(r[0] for r in rows), [r[1] for r in rows], await _unread_in(tx, user_id))
 
 

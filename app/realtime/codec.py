@@ -8,6 +8,7 @@ hears its own publishes back, and it has already delivered those locally.
     Delivery       {"v":1,"o":O,"t":"d","g":[[type,event,key,created_at,raw_data,[rows]],..]}
     Marked         {"v":1,"o":O,"t":"m","u":user_id,"m":mark,"i":[ids] or null,"n":unread}
     SessionsEnded  {"v":1,"o":O,"t":"s","s":[session ids]}
+    Ephemeral      {"v":1,"o":O,"t":"e","x":exclude_user,"i":[[topic,frame text],..]}
     CatchUp        {"v":1,"o":O,"t":"c"}
 
 `rows` is flat, four integers a row (id, user id, seq, unread): a bulk publish is thousands of
@@ -33,6 +34,7 @@ from app.realtime.messages import (
     CatchUp,
     Delivery,
     DeliveryGroup,
+    Ephemeral,
     Marked,
     Row,
     SessionsEnded,
@@ -82,6 +84,9 @@ def encode(message: BrokerMessage, origin: str) -> bytes:
         )
     elif isinstance(message, SessionsEnded):
         body = f'"t":"s","s":{_dumps(list(message.session_ids))}}}'
+    elif isinstance(message, Ephemeral):
+        items = [[topic, text] for topic, text in message.items]
+        body = f'"t":"e","x":{_int_text(message.exclude_user)},"i":{_dumps(items)}}}'
     elif isinstance(message, CatchUp):
         body = '"t":"c"}'
     else:
@@ -123,6 +128,8 @@ def decode(data: bytes | str) -> Envelope:
         )
     elif kind == "s":
         message = SessionsEnded(_ints(obj.get("s"), "s"))
+    elif kind == "e":
+        message = Ephemeral(_pairs(_list(obj, "i")), _int(obj, "x"))
     elif kind == "c":
         message = CatchUp()
     else:
@@ -175,3 +182,16 @@ def _ints(value: Any, name: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(type(item) is int for item in value):
         raise CodecError(f"{name!r} is not a list of integers")
     return tuple(value)
+
+
+def _pairs(items: list[Any]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in items:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not all(isinstance(part, str) for part in item)
+        ):
+            raise CodecError("an ephemeral item is a list of two strings")
+        pairs.append((item[0], item[1]))
+    return tuple(pairs)

@@ -67,6 +67,7 @@ class Outbound:
     id: int = 0
     counter: LoopCounter | None = None  # the notifications_sent child for the frame's event
     committed_at: float | None = None  # time.perf_counter() when its transaction committed
+    droppable: bool = False  # ephemeral (typing, presence): the first to go under pressure
 
 
 # (user id, after seq, up to seq) -> the frames of that user's notifications in
@@ -93,6 +94,7 @@ class Connection:
         "last_seq",
         "session_id",
         "state",
+        "topics",
         "user_id",
         "ws",
     )
@@ -118,6 +120,8 @@ class Connection:
         self.last_id = 0
         self.last_received = time.monotonic()
         self.close_code: int | None = None
+        # What this socket is subscribed to for ephemeral frames (see `Hub.set_topics`).
+        self.topics: tuple[str, ...] = ()
         # Made when a frame first has to wait, dropped when the writer has emptied it: most
         # sockets never queue anything, and an empty deque is 600 bytes.
         self._queue: deque[Outbound] | None = None
@@ -172,6 +176,19 @@ class Connection:
         if upto_seq > self.last_seq:
             self.offer(Outbound("", upto_seq))
 
+    def send_ephemeral(self, item: Outbound) -> Awaitable[None] | None:
+        """Offer a frame that may be lost (typing, presence): written at once when the socket
+        has room, queued behind a short backlog, dropped behind a longer one. Never a reason
+        to close the socket."""
+        if self.can_write_now(len(item.text)):
+            return self._write_direct(item)
+        queue = self._queue
+        if self.state is State.LIVE and (queue is None or len(queue) < self._queue_size // 8):
+            self.offer(item)
+        else:
+            self._metrics.ephemeral_dropped.inc()
+        return None
+
     def offer(self, item: Outbound) -> bool:
         """Queue a frame; False when it was dropped (closing, or the queue overflowed)."""
         if self.state is State.CLOSING:
@@ -180,13 +197,24 @@ class Connection:
         queue = self._queue
         if queue is None:
             queue = self._queue = deque()
-        elif len(queue) >= self._queue_size:
+        elif len(queue) >= self._queue_size and not self._drop_ephemeral(queue):
             self._metrics.frames_dropped.inc()
             self._metrics.slow_consumer_closes.inc()
             self.close_soon(CloseCode.TRY_AGAIN_LATER, "slow consumer: reconnect and resume")
             return False
         queue.append(item)
         self._start_writer()
+        return True
+
+    def _drop_ephemeral(self, queue: deque[Outbound]) -> bool:
+        """Make room in a full queue by dropping what may be lost; False when nothing could."""
+        kept = [item for item in queue if not item.droppable]
+        dropped = len(queue) - len(kept)
+        if not dropped:
+            return False
+        self._metrics.ephemeral_dropped.inc(dropped)
+        queue.clear()
+        queue.extend(kept)
         return True
 
     def _start_writer(self) -> None:

@@ -16,11 +16,13 @@ from app.realtime.messages import DeliveryGroup
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a user's notifications stand: unread count, newest id and seq (0: none yet)."""
+    """Where a user's notifications stand: unread count, newest id and seq (0: none yet), and
+    the store's other counters the welcome frame carries (`unread_messages`)."""
 
     unread: int
     last_id: int
     last_seq: int
+    counts: tuple[tuple[str, int], ...] = ()
 
 
 class History(Protocol):

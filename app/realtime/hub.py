@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from app.metrics import Metrics
 from app.realtime import protocol
@@ -25,6 +26,7 @@ from app.realtime.messages import (
     CatchUp,
     Delivery,
     DeliveryGroup,
+    Ephemeral,
     Marked,
     SessionsEnded,
 )
@@ -35,6 +37,14 @@ log = logging.getLogger(__name__)
 
 # Given the session ids of open sockets, returns those whose session has ended.
 SessionChecker = Callable[[set[int]], Awaitable[set[int]]]
+
+
+class PresenceListener(Protocol):
+    """Told when this process's sockets of a user, or of a user on a topic, come and go."""
+
+    def user_changed(self, user_id: int) -> None: ...
+
+    def topic_changed(self, user_id: int, topic: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,8 @@ class Hub:
         # cap), and a one-item list is a third of the size of a set, for every open socket.
         self._by_user: dict[int, list[Connection]] = {}
         self._by_session: dict[int, list[Connection]] = {}
+        self._by_topic: dict[str, list[Connection]] = {}
+        self.presence: PresenceListener | None = None
         self._inbox: asyncio.Queue[tuple[BrokerMessage, float]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self.replay_gate = ReplayGate(settings.replay_concurrency)
@@ -95,14 +107,46 @@ class Hub:
         self.metrics.connections.inc()
         self.metrics.connections_opened.inc()
         self.metrics.users_online.set(len(self._by_user))
+        if not sockets and self.presence is not None:
+            self.presence.user_changed(conn.user_id)
         return True
 
     def unregister(self, conn: Connection) -> None:
         if not _remove(self._by_user, conn.user_id, conn):
             return
         _remove(self._by_session, conn.session_id, conn)
+        self.set_topics(conn, ())
         self.metrics.connections.dec()
         self.metrics.users_online.set(len(self._by_user))
+        if conn.user_id not in self._by_user and self.presence is not None:
+            self.presence.user_changed(conn.user_id)
+
+    def set_topics(self, conn: Connection, topics: Iterable[str]) -> None:
+        """Subscribe the socket to exactly these topics (ephemeral frames: typing in a
+        conversation, someone's presence), replacing what it had."""
+        new = tuple(dict.fromkeys(topics))
+        old = conn.topics
+        conn.topics = new
+        for topic in old:
+            if topic not in new:
+                _remove(self._by_topic, topic, conn)
+                self._topic_changed(conn.user_id, topic)
+        for topic in new:
+            if topic not in old:
+                _add(self._by_topic, topic, conn)
+                self._topic_changed(conn.user_id, topic)
+
+    def _topic_changed(self, user_id: int, topic: str) -> None:
+        if self.presence is not None:
+            self.presence.topic_changed(user_id, topic)
+
+    def has_user(self, user_id: int) -> bool:
+        """True while this process holds a socket of the user."""
+        return user_id in self._by_user
+
+    def user_on_topic(self, user_id: int, topic: str) -> bool:
+        """True while a socket of the user here is subscribed to the topic."""
+        return any(conn.user_id == user_id for conn in self._by_topic.get(topic, ()))
 
     def connections_of(self, user_id: int) -> tuple[Connection, ...]:
         return tuple(self._by_user.get(user_id, ()))
@@ -132,6 +176,8 @@ class Hub:
                     await self._deliver(message, received_at)
                 elif isinstance(message, Marked):
                     await self._marked(message)
+                elif isinstance(message, Ephemeral):
+                    await self._ephemeral(message)
                 elif isinstance(message, SessionsEnded):
                     self.close_sessions(message.session_ids)
                 elif isinstance(message, CatchUp):
@@ -179,6 +225,23 @@ class Hub:
         item = Outbound(text)
         for conn in tuple(sockets):
             await conn.send(item)
+
+    async def _ephemeral(self, message: Ephemeral) -> None:
+        """Typing and presence: to the sockets on each topic, never waiting on one; a socket
+        with a backlog drops them (they are stale in seconds)."""
+        sent = self.metrics.ephemeral_sent
+        for topic, text in message.items:
+            sockets = self._by_topic.get(topic)
+            if not sockets:
+                continue
+            item = Outbound(text, droppable=True)
+            for conn in tuple(sockets):
+                if conn.user_id == message.exclude_user:
+                    continue
+                sent.inc()
+                write = conn.send_ephemeral(item)
+                if write is not None:
+                    await write
 
     async def _catch_up(self) -> None:
         """The broker may have lost messages: every socket gets what the store holds past
@@ -306,7 +369,10 @@ class Hub:
         await self.stop_loops()
 
 
-def _add(index: dict[int, list[Connection]], key: int, conn: Connection) -> None:
+K = TypeVar("K", int, str)
+
+
+def _add(index: dict[K, list[Connection]], key: K, conn: Connection) -> None:
     sockets = index.get(key)
     if sockets is None:
         index[key] = [conn]
@@ -314,7 +380,7 @@ def _add(index: dict[int, list[Connection]], key: int, conn: Connection) -> None
         sockets.append(conn)
 
 
-def _remove(index: dict[int, list[Connection]], key: int, conn: Connection) -> bool:
+def _remove(index: dict[K, list[Connection]], key: K, conn: Connection) -> bool:
     """Take `conn` out of `index[key]` (and the key out when it was the last); False when it
     was not there."""
     sockets = index.get(key)

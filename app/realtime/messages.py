@@ -68,9 +68,20 @@ class SessionsEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class Ephemeral:
+    """Frames that are never stored: each (topic, frame text) goes to the sockets subscribed
+    to that topic (typing in a conversation, a user's presence), except those of
+    `exclude_user` (0: none). Lost if the broker loses it, dropped first under back-pressure,
+    never replayed: only for what is stale a few seconds later anyway."""
+
+    items: tuple[tuple[str, str], ...]
+    exclude_user: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class CatchUp:
     """Local only, never encoded: the broker may have missed messages (it reconnected).
     Every socket checks the store for notifications past the last seq it sent."""
 
 
-BrokerMessage = Delivery | Marked | SessionsEnded | CatchUp
+BrokerMessage = Delivery | Marked | SessionsEnded | Ephemeral | CatchUp

@@ -15,8 +15,11 @@ Server -> client (JSON text; notification frames carry the stored id, control fr
 | reconnect           | delay_ms (server shutting down: reconnect after this delay)     |
 | error               | code, message                                                   |
 
+| typing / presence   | ephemeral, never stored (docs/conversations.md)                 |
+
 Client -> server: ping, pong, resume {last_seq or last_id}, ack {id}, mark_read {ids},
-mark_seen {ids}, mark_all_read; any of them may carry client_msg_id.
+mark_seen {ids}, mark_all_read, and the conversation frames send_message, read, typing, view
+(docs/conversations.md); any of them may carry client_msg_id.
 """
 
 from __future__ import annotations
@@ -32,7 +35,20 @@ MAX_DEPTH = 8
 MAX_IDS = 500
 MAX_CLIENT_MSG_ID = 64
 CLIENT_TYPES = frozenset(
-    {"ping", "pong", "resume", "ack", "mark_read", "mark_seen", "mark_all_read"}
+    {
+        "ping",
+        "pong",
+        "resume",
+        "ack",
+        "mark_read",
+        "mark_seen",
+        "mark_all_read",
+        # conversations (docs/conversations.md)
+        "send_message",
+        "read",
+        "typing",
+        "view",
+    }
 )
 
 
@@ -47,7 +63,15 @@ PING = control("ping")
 PONG = control("pong")
 
 
-def welcome(user_id: int, heartbeat: float, unread: int, last_id: int, last_seq: int) -> str:
+def welcome(
+    user_id: int,
+    heartbeat: float,
+    unread: int,
+    last_id: int,
+    last_seq: int,
+    counts: tuple[tuple[str, int], ...] = (),
+) -> str:
+    """`counts`: the store's other per-user counters (`unread_messages`), as extra fields."""
     heartbeat = int(heartbeat) if float(heartbeat).is_integer() else heartbeat
     return control(
         "welcome",
@@ -56,11 +80,15 @@ def welcome(user_id: int, heartbeat: float, unread: int, last_id: int, last_seq:
         unread=unread,
         last_id=last_id,
         last_seq=last_seq,
+        **dict(counts),
     )
 
 
-def error(code: str, message: str) -> str:
-    return control("error", code=code, message=message)
+def error(code: str, message: str, client_msg_id: str | None = None) -> str:
+    """A refusal; one that names a `client_msg_id` tells the client's outbox to drop it."""
+    if client_msg_id is None:
+        return control("error", code=code, message=message)
+    return control("error", code=code, message=message, client_msg_id=client_msg_id)
 
 
 class FrameTemplate:
@@ -101,6 +129,18 @@ class ClientFrame:
 
     def has(self, name: str) -> bool:
         return name in self.body
+
+    def text_field(self, name: str, max_length: int) -> str:
+        value = self.body.get(name)
+        if not isinstance(value, str) or len(value) > max_length:
+            raise BadFrame("bad_frame", f"'{name}' must be a string")
+        return value
+
+    def id_list(self, name: str, max_items: int) -> list[int]:
+        raw = self.body.get(name)
+        if not isinstance(raw, list) or len(raw) > max_items or not all(_is_id(i) for i in raw):
+            raise BadFrame("bad_frame", f"'{name}' must be a list of at most {max_items} ids")
+        return list(raw)
 
     def id_field(self, name: str) -> int:
         value = self.body.get(name)

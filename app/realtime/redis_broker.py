@@ -58,6 +58,7 @@ from app.realtime.messages import (
     CatchUp,
     Delivery,
     DeliveryGroup,
+    Ephemeral,
     Marked,
     Row,
     SessionsEnded,
@@ -130,6 +131,8 @@ def shard_messages(message: BrokerMessage, shards: int) -> list[tuple[int, Broke
         return [(shard, Delivery(tuple(groups))) for shard, groups in per_shard.items()]
     if isinstance(message, Marked):
         return [(message.user_id % shards, message)]
+    if isinstance(message, Ephemeral):
+        return [(-1, message)]  # about topics, not users: the control channel
     if isinstance(message, SessionsEnded):
         by_shard: dict[int, list[int]] = {}
         for session_id in message.session_ids:

@@ -34,8 +34,9 @@ from app.realtime.protocol import BadFrame, ClientFrame
 
 REPLAY_PAGE = 500
 
-# Frames other than ping, pong and resume: (user id, frame) -> applied.
-FrameHandler = Callable[[int, ClientFrame], Awaitable[None]]
+# Frames other than ping, pong and resume: (socket, frame) -> applied. Raises BadFrame to
+# refuse one.
+FrameHandler = Callable[[Connection, ClientFrame], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,7 @@ class ClientSession:
                     position.unread,
                     position.last_id,
                     position.last_seq,
+                    position.counts,
                 )
             )
         )
@@ -323,12 +325,14 @@ class ClientSession:
             await self._error(exc.code, exc.message)
             return None
 
-    async def _error(self, code: str, message: str) -> None:
+    async def _error(self, code: str, message: str, client_msg_id: str | None = None) -> None:
         # One error frame a second at most: a misbehaving client must not make us flood it.
+        # A refusal naming a client message always goes: the client's outbox would otherwise
+        # send that message again on every reconnect.
         now = time.monotonic()
-        if now - self._last_error_at >= 1.0:
+        if client_msg_id is not None or now - self._last_error_at >= 1.0:
             self._last_error_at = now
-            self.conn.offer(Outbound(protocol.error(code, message)))
+            self.conn.offer(Outbound(protocol.error(code, message, client_msg_id)))
 
     async def _handle(self, frame: ClientFrame) -> None:
         try:
@@ -340,11 +344,11 @@ class ClientSession:
             if frame.type == "ping":
                 self.conn.offer(Outbound(protocol.PONG))
             elif frame.type != "pong":
-                await self._handle_frame(self.user_id, frame)
+                await self._handle_frame(self.conn, frame)
             self._acknowledge(frame)
         except BadFrame as exc:
             self.metrics.bad_frames.labels(exc.code).inc()
-            await self._error(exc.code, exc.message)
+            await self._error(exc.code, exc.message, frame.client_msg_id)
 
     def _acknowledge(self, frame: ClientFrame) -> None:
         if frame.client_msg_id is not None:
