@@ -40,6 +40,9 @@ TABLES = {
     "payments": "id",
     "notifications": "id",
     "notification_preferences": "user_id, event",
+    "conversations": "booking_id",
+    "conversation_members": "booking_id, user_id",
+    "messages": "id",
 }
 
 
@@ -170,6 +173,16 @@ async def _notification_preferences(p: People) -> Target:
     return Target(p.client, "/account/notifications", form)
 
 
+async def _booking_messages(p: People) -> Target:
+    booking_id = await accepted_booking(p.provider, p.client)
+    return Target(p.client, f"/bookings/{booking_id}/messages", {"body": "Gate code 1234"})
+
+
+async def _conversation_mute(p: People) -> Target:
+    booking_id = await accepted_booking(p.provider, p.client)
+    return Target(p.client, f"/bookings/{booking_id}/conversation/mute", {"muted": "1"})
+
+
 FORM_ROUTES: dict[str, Callable[[People], Awaitable[Target]]] = {
     "/signup": _signup,
     "/login": _login,
@@ -184,6 +197,8 @@ FORM_ROUTES: dict[str, Callable[[People], Awaitable[Target]]] = {
     "/bookings/{id}/cancel": _booking_action("cancel", "client"),
     "/bookings/{id}/complete": _booking_action("complete", "provider"),
     "/bookings/{id}/pay": _booking_pay,
+    "/bookings/{id}/messages": _booking_messages,
+    "/bookings/{id}/conversation/mute": _conversation_mute,
     "/payments/{id}/refund": _payment_refund,
     "/notifications/read-all": _notifications_read_all,
     "/notifications/{id}/read": _notification_read,
