@@ -4,6 +4,8 @@
 import { connectRealtime } from "./realtime.js";
 import { LiveHeader } from "./ui/header.js";
 import { LiveRegions } from "./pages/live-regions.js";
+import { ConversationPage } from "./pages/conversation.js";
+import { setConversationUnread } from "./conversation/unread.js";
 import { localizeTimes } from "./localtime.js";
 
 function start() {
@@ -12,6 +14,9 @@ function start() {
   if (!root || !body.dataset.userId) return;
   const header = new LiveHeader(root);
   const regions = new LiveRegions({ onUpdated: () => localizeTimes() });
+  const section = document.querySelector("[data-conversation]");
+  const conversation = section ? new ConversationPage(section) : null;
+  if (conversation) header.showConversation(conversation.bookingId);
   // The newest notification the server rendered into the dropdown: no need to replay it.
   const rendered = [...root.querySelectorAll("[data-rt-list] [data-notification-id]")]
     .map((item) => Number(item.dataset.notificationId));
@@ -22,9 +27,15 @@ function start() {
     onBookingUpdate: (_data, frame) => { header.onFrame(frame); regions.changed(); },
     onPaymentUpdate: (_data, frame) => { header.onFrame(frame); regions.changed(); },
     onNotification: (_data, frame) => header.onFrame(frame),
-    onControl: (frame) => header.onControl(frame),
+    onMessage: (data, frame) => {
+      header.onMessage(frame);
+      setConversationUnread(document, data?.booking_id, data?.unread);
+      conversation?.onMessage(data, frame);
+    },
+    onControl: (frame) => { header.onControl(frame); conversation?.onControl(frame); },
   });
   header.attach(rt);
+  conversation?.attach(rt);
   // Logging out here signs out every tab of this browser: tell them before this page goes.
   for (const form of document.querySelectorAll("form[data-rt-signout]")) {
     form.addEventListener("submit", () => rt.signOut());

@@ -10,6 +10,7 @@ const TITLES = {
   payment_confirmed: "Payment confirmed",
   payment_failed: "Payment failed",
   payment_refunded: "Payment refunded",
+  new_message: "New message",
 };
 
 export function titleFor(frame) {

@@ -2,17 +2,26 @@
 // hook, without React).
 //
 //   const rt = connectRealtime({userId, onBookingUpdate, onPaymentUpdate, onNotification,
-//                               onStatusChange, onControl});
+//                               onMessage, onStatusChange, onControl});
 //   rt.isConnected(); rt.sendMessage({type: "mark_read", ids: [12]}); rt.close();
+//   rt.sendEphemeral({type: "typing", booking_id: 42});  // now or never: no outbox
+//   rt.setViewing([42]);  // the conversations this tab shows (while visible)
 //
 // Tabs of one browser share one socket: the tab holding the Web Lock "rt-leader:<user>" runs
 // the RealtimeSocket and relays every frame and status over a BroadcastChannel; the others
 // send their messages through it. When the leader tab goes, the next tab in the lock's queue
 // takes over and resumes from the position (seq, or id) the old leader stored. Without Web
 // Locks or BroadcastChannel, every tab has its own socket.
+//
+// Views: the server wants to know which conversations a person is looking at (no pop-up for
+// a message they are reading; presence of the other party). A socket has one view set, so the
+// leader sends the union of its own and every visible tab's, whenever it changes and after
+// every welcome (a new socket starts with none).
 
 import { RealtimeSocket } from "./socket.js";
 import { newMessageId } from "./outbox.js";
+
+export const MAX_VIEWS = 10; // conversations in one view frame
 
 export function connectRealtime(options = {}) {
   const win = options.window ?? globalThis.window;
@@ -21,6 +30,7 @@ export function connectRealtime(options = {}) {
     onBookingUpdate: options.onBookingUpdate ?? (() => {}),
     onPaymentUpdate: options.onPaymentUpdate ?? (() => {}),
     onNotification: options.onNotification ?? (() => {}),
+    onMessage: options.onMessage ?? (() => {}),
     onStatusChange: options.onStatusChange ?? (() => {}),
     onControl: options.onControl ?? (() => {}),
     onLeaderChange: options.onLeaderChange ?? (() => {}),
@@ -31,6 +41,8 @@ export function connectRealtime(options = {}) {
   return {
     isConnected: () => tab.status === "open",
     sendMessage: (message) => tab.sendMessage(message),
+    sendEphemeral: (frame) => tab.sendEphemeral(frame),
+    setViewing: (bookingIds) => tab.setViewing(bookingIds),
     close: () => tab.close(),
     signOut: () => tab.signOut(),
     get isLeader() {
@@ -40,11 +52,19 @@ export function connectRealtime(options = {}) {
   };
 }
 
-// Routes a frame to the callback for its envelope type.
+// Routes a frame to the callback for its envelope type. Conversation frames ("message":
+// messages and read receipts) are never notifications: they do not reach the bell.
 export function dispatchFrame(frame, callbacks) {
   if (frame.type === "booking_update") callbacks.onBookingUpdate(frame.data, frame);
   else if (frame.type === "payment_update") callbacks.onPaymentUpdate(frame.data, frame);
+  else if (frame.type === "message") callbacks.onMessage?.(frame.data, frame);
   else callbacks.onNotification(frame.data, frame);
+}
+
+// Booking ids as the server takes them: positive integers, each once, at most MAX_VIEWS.
+function viewIds(ids) {
+  if (!Array.isArray(ids)) return [];
+  return [...new Set(ids.map(Number).filter((id) => Number.isSafeInteger(id) && id > 0))].slice(0, MAX_VIEWS);
 }
 
 export class TabClient {
@@ -68,6 +88,9 @@ export class TabClient {
     this.lastSeenSeq = 0;
     this.pending = new Map(); // follower: client_msg_id -> message, until the leader says acked
     this.visibleTabs = new Set(); // leader: the other tabs that say they are visible
+    this.viewing = []; // the conversations this tab's page shows
+    this.tabViews = new Map(); // leader: other tab id -> the conversations it shows while visible
+    this.sentViews = ""; // leader: the view set the current socket holds (sorted ids, joined)
     this.releaseLock = null;
     this.closed = false;
     this.onPageHide = () => this.close();
@@ -142,8 +165,14 @@ export class TabClient {
     });
     this.socket.addEventListener("control", (event) => {
       const frame = event.detail;
-      if (frame.type === "ack" && frame.client_msg_id) {
+      // Acknowledged or refused for good: either way the followers stop holding it (they would
+      // hand it to the next leader).
+      if ((frame.type === "ack" || frame.type === "error") && typeof frame.client_msg_id === "string") {
         this.broadcast({ kind: "acked", id: frame.client_msg_id });
+      }
+      if (frame.type === "welcome") {
+        this.sentViews = ""; // a new socket: the server holds no views for it
+        this.sendViews();
       }
       this.callbacks.onControl(frame);
       this.broadcast({ kind: "control", frame });
@@ -162,7 +191,42 @@ export class TabClient {
     return !meVisible && this.visibleTabs.size === 0;
   }
 
+  // Every conversation any visible tab shows (this one first), at most MAX_VIEWS.
+  viewUnion() {
+    const ids = new Set(this.ownViews());
+    for (const list of this.tabViews.values()) for (const id of list) ids.add(id);
+    return [...ids].slice(0, MAX_VIEWS);
+  }
+
+  // Sends the view set when it differs from what the socket holds; dropped when not connected
+  // (the next welcome sends it).
+  sendViews() {
+    if (!this.isLeader || !this.socket) return;
+    const ids = this.viewUnion();
+    const key = [...ids].sort((a, b) => a - b).join(",");
+    if (key === this.sentViews) return;
+    if (this.socket.sendEphemeral({ type: "view", booking_ids: ids })) this.sentViews = key;
+  }
+
   // --- every tab ---------------------------------------------------------------------
+
+  // Typing and views: straight to the socket (the leader's), never queued. Dropped when no
+  // socket is open or, for a moment during a hand-over, no tab leads.
+  sendEphemeral(frame) {
+    if (this.isLeader && this.socket) return this.socket.sendEphemeral(frame);
+    this.broadcast({ kind: "ephemeral", frame });
+    return false;
+  }
+
+  // The conversations this tab shows; counted only while its document is visible.
+  setViewing(bookingIds) {
+    this.viewing = viewIds(bookingIds);
+    this.reportVisibility();
+  }
+
+  ownViews() {
+    return this.win?.document?.visibilityState === "visible" ? this.viewing : [];
+  }
 
   sendMessage(message) {
     const stored = { ...message, client_msg_id: message.client_msg_id || newMessageId() };
@@ -196,6 +260,9 @@ export class TabClient {
       case "send":
         if (this.isLeader && this.socket) this.socket.sendMessage(data.message);
         break;
+      case "ephemeral":
+        if (this.isLeader && this.socket) this.socket.sendEphemeral(data.frame);
+        break;
       case "acked":
         this.pending.delete(data.id);
         break;
@@ -220,10 +287,14 @@ export class TabClient {
             this.socket?.wake(); // someone is looking: do not sit out a long backoff
           }
           else this.visibleTabs.delete(data.tabId);
+          this.tabViews.set(data.tabId, data.visible ? viewIds(data.viewing) : []);
+          this.sendViews();
         }
         break;
       case "bye":
         this.visibleTabs.delete(data.tabId);
+        this.tabViews.delete(data.tabId);
+        this.sendViews();
         break;
       case "signed-out":
         // Another tab logged out. The leader waits for the server's 4401 on its socket.
@@ -253,7 +324,8 @@ export class TabClient {
   reportVisibility() {
     const visible = this.win?.document?.visibilityState === "visible";
     if (visible) this.socket?.wake();
-    this.broadcast({ kind: "visibility", tabId: this.tabId, visible });
+    this.broadcast({ kind: "visibility", tabId: this.tabId, visible, viewing: this.ownViews() });
+    this.sendViews();
   }
 
   deliver(frame) {

@@ -13,7 +13,10 @@
 //   "frame"   detail: a notification frame (id not null), each seq (or, from a server that
 //                     sends no seq, each id) once, in order
 //   "control" detail: any other server frame (welcome, notification_read, replay_done,
-//                     replay_truncated, error, ...)
+//                     replay_truncated, error, typing, presence, ...)
+//
+// Ephemeral frames (typing, view) go through sendEphemeral: written only on an open socket,
+// never kept in the outbox, never resent (a "typing" an hour late is a lie).
 //
 // Everything it writes goes through one paced queue: a token bucket (maxMessagesPerSecond,
 // bursts of maxMessageBurst) well under the server's limit (20 frames/s, bursts of 40), so an
@@ -184,6 +187,13 @@ export class RealtimeSocket extends EventTarget {
     return false;
   }
 
+  // A frame that only means something now: sent (paced) when the socket is open and welcomed,
+  // silently dropped otherwise. Returns whether it was queued for the wire.
+  sendEphemeral(frame) {
+    if (!this.isConnected) return false;
+    return this.send(frame);
+  }
+
   // Queues a frame for the current socket (dropped if none); `first` puts it ahead of the
   // queue (pongs: a late pong gets the socket closed as dead).
   send(frame, { first = false } = {}) {
@@ -351,7 +361,11 @@ export class RealtimeSocket extends EventTarget {
         }
         break;
       case "error":
-        if (frame.code === "rate_limited") this.onRateLimited();
+        // Naming a client_msg_id, the server refused that message for good (too long, closed
+        // conversation, too many messages...): resending would only be refused again. Without
+        // one, rate_limited is about our frame rate, and the outbox is resent after a pause.
+        if (typeof frame.client_msg_id === "string") this.onRefused(frame.client_msg_id);
+        else if (frame.code === "rate_limited") this.onRateLimited();
         break;
       case "replay_done":
         // Everything up to its last_seq has been sent on this socket, before it.
@@ -375,6 +389,14 @@ export class RealtimeSocket extends EventTarget {
     for (const alias of aliases) {
       this.dispatchEvent(new CustomEvent("control", { detail: { type: "ack", id: null, client_msg_id: alias } }));
     }
+  }
+
+  // The server will never apply this message: it leaves the outbox (the page, told by the
+  // control event that follows, marks it as not sent).
+  onRefused(clientMsgId) {
+    this.outbox.ack(clientMsgId);
+    this.sentOnSocket.delete(clientMsgId);
+    this.aliases.delete(clientMsgId);
   }
 
   onNotification(frame) {

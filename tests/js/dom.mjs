@@ -41,6 +41,25 @@ export class FakeElement {
     this.childNodes.splice(index, 0, node);
   }
 
+  // `ref` null: at the end, like the DOM.
+  insertBefore(node, ref) {
+    const index = ref ? this.childNodes.indexOf(ref) : -1;
+    if (ref && index === -1) throw new Error("NotFoundError: ref is not a child");
+    if (node === ref) return node;
+    node.remove();
+    this.insert(node, ref ? this.childNodes.indexOf(ref) : this.childNodes.length);
+    return node;
+  }
+
+  after(...nodes) {
+    const parent = this.parentNode;
+    let index = parent.childNodes.indexOf(this) + 1;
+    for (const node of nodes) {
+      parent.insert(node, index);
+      index += 1;
+    }
+  }
+
   remove() {
     if (!this.parentNode) return;
     const siblings = this.parentNode.childNodes;
@@ -89,6 +108,20 @@ export class FakeElement {
     if (name === "class") return this.className;
     if (name === "href" && this.href !== undefined) return this.href;
     return this.attributes.has(name) ? this.attributes.get(name) : null;
+  }
+
+  // Reflected like the DOM's.
+  get id() {
+    return this.attributes.get("id") ?? "";
+  }
+
+  set id(value) {
+    this.attributes.set("id", String(value));
+  }
+
+  removeAttribute(name) {
+    if (name.startsWith("data-")) delete this.dataset[camel(name.slice(5))];
+    else this.attributes.delete(name);
   }
 
   hasAttribute(name) {
@@ -220,6 +253,11 @@ export class FakeDom {
   addEventListener(type, fn) {
     if (!this.listeners.has(type)) this.listeners.set(type, []);
     this.listeners.get(type).push(fn);
+  }
+
+  setVisibility(state) {
+    this.visibilityState = state;
+    for (const fn of this.listeners.get("visibilitychange") ?? []) fn({ type: "visibilitychange" });
   }
 }
 

@@ -2,6 +2,10 @@
 // with its unread badge, a keyboard-friendly dropdown of the latest notifications, toasts, and
 // desktop notifications. Text from notifications is user input: textContent only, never HTML.
 //
+// Conversations: message frames (envelope "message") never reach the bell or the dropdown;
+// they only move the unread-messages badge. A new_message notification pops up (toast,
+// desktop) only when its conversation is not muted and not on screen in a visible tab.
+//
 // A burst (a replay after a night offline, a bulk publish) stays calm: at most three toasts and
 // one "and 117 more"; what was shown is marked seen in batches (ui/seen.js), a few frames in
 // all, never one per notification.
@@ -9,6 +13,7 @@
 import { askDesktopPermission, desktopUnavailableReason, desktopEnabled, messageOf, showDesktop, titleFor } from "../notify.js";
 import { SeenBatcher } from "./seen.js";
 import { ToastStack, formatCount } from "./toasts.js";
+import { setUnreadMessages } from "../conversation/unread.js";
 
 const STATUS_TEXT = {
   idle: "Connecting…",
@@ -55,6 +60,18 @@ export class LiveHeader {
     // registered here, before connectRealtime's own pagehide closes the connection.
     win.addEventListener?.("pagehide", () => this.seen.flush());
     this.rt = null;
+    this.shownConversations = new Set(); // booking ids this page shows a conversation of
+  }
+
+  // The conversation page says which thread it shows (its new_message pop-ups are noise there).
+  showConversation(bookingId) {
+    if (Number.isSafeInteger(bookingId)) this.shownConversations.add(bookingId);
+  }
+
+  // On screen right now: in this tab while visible, or (known to the leader) in another one.
+  conversationOnScreen(bookingId) {
+    if (this.doc.visibilityState === "visible" && this.shownConversations.has(bookingId)) return true;
+    return Boolean(this.rt?.isLeader && this.rt.tab?.viewUnion?.().includes(bookingId));
   }
 
   // `rt` is what connectRealtime returned: sendMessage, isLeader, tab.
@@ -99,6 +116,10 @@ export class LiveHeader {
     const pref = this.prefs[event] ?? this.prefs.notification ?? {};
     const critical = CRITICAL.has(event);
     const visible = this.doc.visibilityState === "visible";
+    if (event === "new_message") {
+      const data = frame.data ?? {};
+      if (data.muted === true || this.conversationOnScreen(data.booking_id)) return; // in the dropdown only
+    }
     if (visible && (critical || pref.in_app !== false) && this.toasts.show(frame)) {
       this.seen.add([frame.id]); // shown in a toast or counted in the summary
     }
@@ -107,7 +128,14 @@ export class LiveHeader {
     }
   }
 
+  // A conversation frame (message or receipt): counts only, never an item or a pop-up.
+  onMessage(frame) {
+    this.setUnread(frame.unread);
+    setUnreadMessages(this.doc, frame.data?.unread_messages);
+  }
+
   onControl(frame) {
+    if (frame.type === "welcome") setUnreadMessages(this.doc, frame.unread_messages);
     if (frame.type === "replay_truncated") this.onReplayTruncated(frame);
     if (frame.type === "welcome" || frame.type === "notification_read") this.setUnread(frame.unread);
     if (frame.type === "notification_read") {
