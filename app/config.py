@@ -163,6 +163,13 @@ _OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
         256,
     ),
     (
+        "--messages-per-minute",
+        "APP_MESSAGES_PER_MINUTE",
+        "conversation messages one person may send a minute, over every process",
+        int,
+        30,
+    ),
+    (
         "--shutdown-spread",
         "APP_SHUTDOWN_SPREAD",
         "seconds over which clients are told to reconnect after a shutdown",
@@ -437,6 +444,7 @@ def settings_from_args(
         ws_max_per_user=_as_int(values["--ws-max-per-user"], "APP_WS_MAX_PER_USER", 1),
         ws_replay_limit=_as_int(values["--ws-replay-limit"], "APP_WS_REPLAY_LIMIT", 1),
         ws_queue_size=_as_int(values["--ws-queue-size"], "APP_WS_QUEUE_SIZE", 1),
+        messages_per_minute=_as_int(values["--messages-per-minute"], "APP_MESSAGES_PER_MINUTE", 1),
         shutdown_spread_seconds=_as_float(values["--shutdown-spread"], "APP_SHUTDOWN_SPREAD"),
         header_timeout_seconds=_as_float(values["--header-timeout"], "APP_HEADER_TIMEOUT", 0.1),
         max_connections_per_address=_as_int(

@@ -30,6 +30,7 @@ def test_defaults_apply_when_nothing_is_given(tmp_path: Path) -> None:
     assert settings.argon2 == Argon2Params()
     assert not settings.https
     assert not settings.demo
+    assert settings.messages_per_minute == 30
 
 
 def test_environment_variables_set_every_value(tmp_path: Path) -> None:
@@ -71,6 +72,12 @@ def test_a_flag_wins_over_its_environment_variable(tmp_path: Path) -> None:
     assert settings.host == "0.0.0.0"  # no flag given: the variable holds
 
 
+def test_the_message_rate_limit_comes_from_its_flag_or_variable(tmp_path: Path) -> None:
+    env = env_for(tmp_path, APP_MESSAGES_PER_MINUTE="12")
+    assert settings_from_args([], env).messages_per_minute == 12
+    assert settings_from_args(["--messages-per-minute", "90"], env).messages_per_minute == 90
+
+
 @pytest.mark.parametrize(
     ("argv", "env"),
     [([], {"APP_PORT": "eighty"}), (["--port", "80a"], {}), (["--port", "-1"], {})],
@@ -90,6 +97,7 @@ def test_a_bad_port_is_a_config_error_naming_app_port(
         ({"APP_API_KEY": "short"}, "APP_API_KEY"),
         ({"APP_CURRENCY": "dollars"}, "APP_CURRENCY"),
         ({"APP_ARGON2_MEMORY_KIB": "lots"}, "APP_ARGON2_MEMORY_KIB"),
+        ({"APP_MESSAGES_PER_MINUTE": "0"}, "APP_MESSAGES_PER_MINUTE"),
     ],
 )
 def test_other_malformed_settings_name_their_variable(

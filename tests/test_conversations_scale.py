@@ -102,7 +102,7 @@ async def test_a_message_reaches_both_parties_on_every_process_once(
 async def test_typing_and_presence_cross_processes_and_looking_mutes_the_notification(
     site: Site, people: Any
 ) -> None:
-    a, b = site
+    a, _b = site
     client_a, _client_b, provider, booking_id = people
     watcher = await live(client_a)
     await watcher.send_json({"type": "view", "booking_ids": [booking_id]})

@@ -7,6 +7,7 @@ import asyncio
 
 from app.metrics import Metrics
 from app.realtime.connection import Connection, Outbound, State
+from tests.ws_helpers import eventually
 
 QUEUE = 16
 
@@ -59,9 +60,7 @@ async def test_ephemeral_frames_wait_behind_a_short_backlog_and_are_dropped_behi
     conn.send_ephemeral(Outbound("typing-2", droppable=True))  # behind a backlog: dropped
     assert dropped(metrics) == 1
     ws.release.set()
-    async with asyncio.timeout(5):
-        while len(ws.sent) < 3:
-            await asyncio.sleep(0.001)
+    await eventually(lambda: len(ws.sent) == 3, what="the queue written out")
     assert ws.sent == ["typing-1", "n1", "n2"]
     assert conn.state is State.LIVE
 

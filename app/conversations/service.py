@@ -77,17 +77,16 @@ class ConversationService:
         async with self._db.transaction() as tx:
             await tx.lock(f"messages-by:{user_id}", conversation_key(booking_id))
             parties = await store.parties(self._db, booking_id, user_id)
-            if client_msg_id is not None:
-                earlier = await store.sent_before(tx, user_id, client_msg_id)
-                if earlier is not None:
-                    return Sent(earlier, new=False)
+            earlier, recent = await store.sender_state(tx, user_id, client_msg_id, 60)
+            if earlier is not None:
+                return Sent(await store.message(tx, earlier), new=False)
             if parties.closed:
                 raise MessageRefused(
                     "conversation_closed",
                     "This conversation closed 30 days after the booking ended; it is read-only.",
                     409,
                 )
-            if await store.sent_since(tx, user_id, 60) >= self.messages_per_minute:
+            if recent >= self.messages_per_minute:
                 raise MessageRefused(
                     "rate_limited",
                     f"You can send {self.messages_per_minute} messages a minute. "
@@ -95,8 +94,9 @@ class ConversationService:
                     429,
                 )
             now = now_text()
-            await store.open_conversation(tx, parties, now)
             before = await store.watermarks(self._db, booking_id)
+            if len(before.read) < 2:
+                await store.open_conversation(tx, parties, now)
             message = await store.insert_message(tx, parties, body, client_msg_id, now)
             await store.set_read(tx, booking_id, user_id, message.seq)
             # Everything the sender had not read is read now: they reply in the thread.
@@ -170,9 +170,17 @@ class ConversationService:
     ) -> None:
         """The event into both parties' streams, each with their own counters after it."""
         key = conversation_key(parties.booking_id)
-        for user_id, unread in ((parties.other, other_unread), (parties.me, my_unread)):
-            data = {**payload, "unread": unread, "unread_messages": totals[user_id]}
-            await self._notifier.publish([user_id], "message", data, key=key)
+        await self._notifier.publish_in_transaction(
+            [
+                (
+                    [user_id],
+                    "message",
+                    {**payload, "unread": unread, "unread_messages": totals[user_id]},
+                    key,
+                )
+                for user_id, unread in ((parties.other, other_unread), (parties.me, my_unread))
+            ]
+        )
 
     async def _looking(self, user_id: int, booking_id: int) -> bool:
         return await self._presence.on_topic(

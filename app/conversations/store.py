@@ -204,20 +204,25 @@ async def watermarks(db: Database, booking_id: int) -> Watermarks:
 # --- inside a transaction (the conversation's lock held) ---------------------------------
 
 
-async def sent_before(tx: Transaction, sender_id: int, client_msg_id: str) -> Message | None:
-    row = await tx.fetch_one(
-        f"{_MESSAGE} WHERE m.sender_id = ? AND m.client_msg_id = ?", (sender_id, client_msg_id)
-    )
-    return None if row is None else _message(row)
-
-
-async def sent_since(tx: Transaction, sender_id: int, seconds: int) -> int:
-    """How many messages the person sent in the last `seconds`, in every conversation."""
+async def sender_state(
+    tx: Transaction, sender_id: int, client_msg_id: str | None, seconds: int
+) -> tuple[int | None, int]:
+    """(the id of the sender's message with this client_msg_id, if any; how many messages
+    they sent in the last `seconds`, in every conversation), in one round trip."""
     since = to_text(utc_now() - timedelta(seconds=seconds))
-    value = await tx.fetch_value(
-        "SELECT count(*) FROM messages WHERE sender_id = ? AND created_at > ?", (sender_id, since)
+    row = await tx.fetch_one(
+        "SELECT (SELECT id FROM messages WHERE sender_id = ? AND client_msg_id = ?),"
+        " (SELECT count(*) FROM messages WHERE sender_id = ? AND created_at > ?)",
+        (sender_id, client_msg_id, sender_id, since),
     )
-    return int(value or 0)
+    assert row is not None
+    return (None if row[0] is None else int(row[0])), int(row[1])
+
+
+async def message(tx: Transaction, message_id: int) -> Message:
+    row = await tx.fetch_one(f"{_MESSAGE} WHERE m.id = ?", (message_id,))
+    assert row is not None
+    return _message(row)
 
 
 async def open_conversation(tx: Transaction, parties: Parties, now: str) -> None:

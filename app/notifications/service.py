@@ -51,6 +51,17 @@ def collapse_key(data: dict[str, Any]) -> str | None:
     return None
 
 
+def _new_group(
+    user_ids: Sequence[int], type: str, data: dict[str, Any], key: str | None
+) -> NewGroup:
+    if type not in ENVELOPE_TYPES and type not in STREAM_ONLY_TYPES:
+        raise ValueError(f"unknown notification type {type!r}")
+    event = data.get("type")
+    event = event if isinstance(event, str) and event else type
+    key = key if key is not None else collapse_key(data)
+    return NewGroup(user_ids, type, event, key, dump_data(data))
+
+
 @dataclass
 class _Send:
     group: NewGroup
@@ -120,18 +131,22 @@ class NotificationService:
         key: str | None = None,
     ) -> StoredGroup:
         """`send_to_users` without building an object per recipient (the fan-out path)."""
-        if type not in ENVELOPE_TYPES and type not in STREAM_ONLY_TYPES:
-            raise ValueError(f"unknown notification type {type!r}")
-        event = data.get("type")
-        event = event if isinstance(event, str) and event else type
-        key = key if key is not None else collapse_key(data)
-        group = NewGroup(user_ids, type, event, key, dump_data(data))
+        group = _new_group(user_ids, type, data, key)
         if current_transaction() is not None or self._writer is None:
             [stored] = await self._store([group])
             return stored
         done: asyncio.Future[StoredGroup] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Send(group, done))
         return await done
+
+    async def publish_in_transaction(
+        self, sends: Sequence[tuple[Sequence[int], str, dict[str, Any], str | None]]
+    ) -> list[StoredGroup]:
+        """Several different sends, (user ids, type, data, key) each, stored with one INSERT
+        in the caller's open transaction and published once it commits."""
+        if current_transaction() is None:
+            raise RuntimeError("publish_in_transaction needs an open transaction")
+        return await self._store([_new_group(*send) for send in sends])
 
     async def unknown_users(self, user_ids: Sequence[int]) -> list[int]:
         return await store.unknown_users(self._db, user_ids)
