@@ -36,12 +36,19 @@ class SqlPresenceStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def beat(self, node: str, now: float) -> None:
-        await self._db.write_statement(
-            "INSERT INTO presence_nodes (node, heartbeat_at) VALUES (?, ?)"
-            " ON CONFLICT (node) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
-            (node, now),
-        )
+    async def beat(self, node: str, now: float) -> bool:
+        async with self._db.transaction() as tx:
+            result = await tx.execute(
+                "UPDATE presence_nodes SET heartbeat_at = ? WHERE node = ?", (now, node)
+            )
+            if result.rowcount == 1:
+                return True
+            await tx.execute(
+                "INSERT INTO presence_nodes (node, heartbeat_at) VALUES (?, ?)"
+                " ON CONFLICT (node) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                (node, now),
+            )
+            return False
 
     async def apply(self, changes: PresenceChanges) -> dict[int, PresenceState]:
         node = changes.node

@@ -566,3 +566,26 @@ async def test_an_ended_booking_stays_writable_for_30_days(
         assert "read-only" in await response.text()
         assert "read-only" in await provider.page(f"/bookings/{booking_id}")
     assert len(await messages_in(db, booking_id)) == (1 if allowed else 0)
+
+
+async def test_a_process_taken_for_dead_writes_its_presence_again(
+    provider: Browser, client_browser: Browser, server: TestServer, booking_id: int, db: Database
+) -> None:
+    """A process that stalled past the heartbeat's limit was swept by another: at its next
+    heartbeat it notices and writes who it holds again."""
+    assert provider.user_id is not None
+    watcher, _ = await open_live(client_browser, server)
+    await open_live(provider, server)
+    presence = server.app[keys.PRESENCE]
+    await presence.flush()
+    assert (await view(watcher, booking_id))["online"] is True
+    await db.write_statement(
+        "UPDATE presence_nodes SET heartbeat_at = 0 WHERE node = ?", (presence.node,)
+    )
+    await presence.store.sweep(presence.stale_before())  # what another process would do
+    assert not (await presence.states([provider.user_id]))[provider.user_id].online
+    await presence.beat()
+    await presence.flush()
+    assert (await presence.states([provider.user_id]))[provider.user_id].online
+    frame, _ = await receive_until(watcher, "presence")
+    assert frame["online"] is True

@@ -144,6 +144,13 @@ class Hub:
         """True while this process holds a socket of the user."""
         return user_id in self._by_user
 
+    def user_ids(self) -> list[int]:
+        return list(self._by_user)
+
+    def topic_pairs(self) -> set[tuple[int, str]]:
+        """(user, topic) for every subscription of every socket here."""
+        return {(conn.user_id, topic) for topic, conns in self._by_topic.items() for conn in conns}
+
     def user_on_topic(self, user_id: int, topic: str) -> bool:
         """True while a socket of the user here is subscribed to the topic."""
         return any(conn.user_id == user_id for conn in self._by_topic.get(topic, ()))

@@ -60,8 +60,9 @@ class PresenceChanges:
 
 
 class PresenceStore(Protocol):
-    async def beat(self, node: str, now: float) -> None:
-        """Record that the node is alive now."""
+    async def beat(self, node: str, now: float) -> bool:
+        """Record that the node is alive now; False when its row was gone (swept as dead:
+        everything it had written went with it)."""
         ...
 
     async def apply(self, changes: PresenceChanges) -> dict[int, PresenceState]:
@@ -260,8 +261,19 @@ class PresenceTracker:
 
     async def beat(self) -> None:
         """Prove this node alive, and clear away the nodes that died."""
-        await self.store.beat(self.node, time.time())
+        if not await self.store.beat(self.node, time.time()):
+            self._rewrite_all()
         await self._announce(await self.store.sweep(self.stale_before()))
+
+    def _rewrite_all(self) -> None:
+        """Another node took this one for dead (it stalled past `stale_seconds`) and removed
+        its rows: write everything it holds again."""
+        log.warning("presence: this process was taken for dead; writing its presence again")
+        self._stored_users.clear()
+        self._stored_topics.clear()
+        self._dirty_users.update(self.hub.user_ids())
+        self._dirty_topics.update(self.hub.topic_pairs())
+        self._wake.set()
 
     async def _heartbeat_loop(self) -> None:
         while True:
