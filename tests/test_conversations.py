@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 from app import keys
 from app.clock import to_text, utc_now
 from app.config import Settings
+from app.conversations.text import linkify
 from app.db import Database
 from tests.conftest import Browser, MakeSettings
 from tests.flows import accepted_booking, act
@@ -101,7 +102,7 @@ async def test_form_posts_a_message_both_parties_see_it_escaped_with_safe_links(
         assert "<b>42</b>" not in html
         assert (
             '<a href="https://maps.example.com/x?a=1&amp;b=2"'
-            ' rel="nofollow noopener noreferrer ugc">' in html
+            ' rel="nofollow noopener noreferrer ugc" target="_blank">' in html
         )
         assert 'href="javascript' not in html
         assert 'id="m-1"' in html
@@ -173,6 +174,29 @@ async def test_an_outsider_gets_404_everywhere_and_changes_nothing(
         "SELECT count(*) FROM conversation_members WHERE user_id = ?", (stranger.user_id,)
     )
     assert muted == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "html"),
+    [
+        ("<script>x</script>", "&lt;script&gt;x&lt;/script&gt;"),
+        ("javascript:alert(1) data:text/html,x", "javascript:alert(1) data:text/html,x"),
+        ("at https://x.org/a.", 'at <a href="https://x.org/a" {A}https://x.org/a</a>.'),
+        (
+            "(https://en.wikipedia.org/wiki/Foo_(bar))",
+            '(<a href="https://en.wikipedia.org/wiki/Foo_(bar)" {A}'
+            "https://en.wikipedia.org/wiki/Foo_(bar)</a>)",
+        ),
+        (
+            '"https://q.com/?a=1&b=2"',
+            '&#34;<a href="https://q.com/?a=1&amp;b=2" {A}https://q.com/?a=1&amp;b=2</a>&#34;',
+        ),
+        ("xhttps://no.example", "xhttps://no.example"),
+    ],
+)
+def test_message_text_is_escaped_and_only_http_links_become_links(text: str, html: str) -> None:
+    a = 'rel="nofollow noopener noreferrer ugc" target="_blank">'
+    assert str(linkify(text)) == html.replace("{A}", a)
 
 
 # --- messages through the socket --------------------------------------------------------------

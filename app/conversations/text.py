@@ -19,9 +19,10 @@ PREVIEW_LENGTH = 140
 # Control characters other than tab and newline are refused: they have no place in a chat and
 # some (bidi overrides are not among them, they are text) confuse terminals and logs.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_URL = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
-# Punctuation that ends a sentence rather than a URL.
-_TRAILING = ".,;:!?)]}'\""
+_URL = re.compile(r"\bhttps?://[^\s<>\"]+", re.IGNORECASE)
+# Punctuation that ends a sentence rather than a URL (static/js/conversation/render.js trims
+# the same way, so a message looks alike rendered by either).
+_TRAILING = ".,;:!?'*"
 
 
 class MessageRefused(AppError):
@@ -59,13 +60,28 @@ def linkify(body: str) -> Markup:
     parts: list[str] = []
     position = 0
     for match in _URL.finditer(body):
-        url = match.group(0)
-        trimmed = url.rstrip(_TRAILING)
+        trimmed = _trim(match.group(0))
         end = match.start() + len(trimmed)
         parts.append(escape(body[position : match.start()]))
         parts.append(
-            Markup('<a href="{0}" rel="nofollow noopener noreferrer ugc">{0}</a>').format(trimmed)
+            Markup(
+                '<a href="{0}" rel="nofollow noopener noreferrer ugc" target="_blank">{0}</a>'
+            ).format(trimmed)
         )
         position = end
     parts.append(escape(body[position:]))
     return Markup("").join(parts)
+
+
+def _trim(url: str) -> str:
+    """Sentence punctuation off the end; a closing bracket only when it closes nothing opened
+    inside the URL (Wikipedia's `Foo_(bar)` keeps its own)."""
+    while url:
+        last = url[-1]
+        if last in _TRAILING or (
+            last in ")]" and url.count("(["[")]".index(last)]) < url.count(last)
+        ):
+            url = url[:-1]
+        else:
+            break
+    return url
