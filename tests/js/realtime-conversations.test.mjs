@@ -4,50 +4,24 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 
-import { connectRealtime, dispatchFrame, MAX_VIEWS } from "../../static/js/realtime.js";
+import { dispatchFrame, MAX_VIEWS } from "../../static/js/realtime.js";
 import { RealtimeSocket } from "../../static/js/socket.js";
 import { LiveHeader } from "../../static/js/ui/header.js";
-import { FakeClock, FakeEventTarget, MemoryStorage, makeBrowser, makeWebSocketClass, settle } from "./fakes.mjs";
+import { FakeClock, FakeEventTarget, MemoryStorage, makeWebSocketClass, settle } from "./fakes.mjs";
+import { USER, makeTabsEnv, openTabs } from "./tabs.mjs";
 import { headerPage } from "./dom.mjs";
 
-const USER = 7;
-
 function makeEnv() {
-  const env = {
-    browser: makeBrowser(),
-    clock: new FakeClock(),
-    WS: makeWebSocketClass(),
-    tabs: [],
-    get ws() {
-      return env.WS.instances.at(-1);
-    },
-    openTab({ visibilityState = "visible" } = {}) {
-      const win = env.browser.newWindow({ visibilityState });
-      const log = { message: [], notification: [], control: [] };
-      const rt = connectRealtime({
-        window: win,
-        userId: USER,
+  return makeTabsEnv({
+    callbacks: (log) => {
+      Object.assign(log, { message: [], notification: [], control: [] });
+      return {
         onMessage: (data, frame) => log.message.push({ data, id: frame.id }),
         onNotification: (_data, frame) => log.notification.push(frame.id),
         onControl: (frame) => log.control.push(frame),
-        socketOptions: {
-          WebSocket: env.WS, setTimeout: env.clock.setTimeout, clearTimeout: env.clock.clearTimeout,
-          now: env.clock.now, random: () => 0, warn: () => {},
-        },
-      });
-      const tab = { win, rt, log };
-      env.tabs.push(tab);
-      return tab;
+      };
     },
-  };
-  return env;
-}
-
-async function openTabs(env, n, options) {
-  const tabs = [];
-  for (let i = 0; i < n; i += 1) tabs.push(env.openTab(options));
-  await settle();
-  return tabs;
+  });
 }
 
 const messageFrame = (id, seq, convSeq, extra = {}) => ({

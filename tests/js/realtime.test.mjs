@@ -1,61 +1,27 @@
 import test from "node:test";
 import assert from "node:assert/strict";
 
-import { connectRealtime, dispatchFrame } from "../../static/js/realtime.js";
-import { FakeClock, MemoryStorage, makeBrowser, makeWebSocketClass, settle } from "./fakes.mjs";
+import { dispatchFrame } from "../../static/js/realtime.js";
+import { MemoryStorage, settle } from "./fakes.mjs";
+import { USER, makeTabsEnv, openTabs } from "./tabs.mjs";
 
-const USER = 7;
-
-// One browser with a fake clock and a fake WebSocket class; tabs are opened into it.
 function makeEnv({ locks = true, broadcastChannel = true, random = () => 0 } = {}) {
-  const env = {
-    browser: makeBrowser({ locks, broadcastChannel }),
-    clock: new FakeClock(),
-    WS: makeWebSocketClass(),
-    tabs: [],
-    get sockets() {
-      return env.WS.instances;
-    },
-    get ws() {
-      return env.WS.instances.at(-1);
-    },
-    leaders: () => env.tabs.filter((t) => !t.rt.tab.closed && t.rt.isLeader),
-    openTab({ visibilityState = "visible", userId = USER, shareTabs, lastId } = {}) {
-      const win = env.browser.newWindow({ visibilityState });
-      const log = { booking: [], payment: [], notification: [], status: [], control: [], leader: [], data: [] };
-      const rt = connectRealtime({
-        window: win,
-        userId,
-        shareTabs,
-        lastId,
+  return makeTabsEnv({
+    locks,
+    broadcastChannel,
+    random,
+    callbacks: (log) => {
+      Object.assign(log, { booking: [], payment: [], notification: [], status: [], control: [], leader: [], data: [] });
+      return {
         onBookingUpdate: (data, frame) => { log.booking.push(frame.id); log.data.push(data); },
         onPaymentUpdate: (data, frame) => { log.payment.push(frame.id); log.data.push(data); },
         onNotification: (data, frame) => { log.notification.push(frame.id); log.data.push(data); },
         onStatusChange: (detail) => log.status.push(detail),
         onControl: (frame) => log.control.push(frame.type),
         onLeaderChange: (isLeader) => log.leader.push(isLeader),
-        socketOptions: {
-          WebSocket: env.WS,
-          setTimeout: env.clock.setTimeout,
-          clearTimeout: env.clock.clearTimeout,
-          now: env.clock.now,
-          random,
-          warn: () => {},
-        },
-      });
-      const tab = { win, rt, log, statuses: () => log.status.map((s) => s.status) };
-      env.tabs.push(tab);
-      return tab;
+      };
     },
-  };
-  return env;
-}
-
-async function openTabs(env, n, options) {
-  const tabs = [];
-  for (let i = 0; i < n; i += 1) tabs.push(env.openTab(options));
-  await settle();
-  return tabs;
+  });
 }
 
 const frame = (id, type = "notification", extra = {}) => ({
