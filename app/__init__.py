@@ -34,6 +34,9 @@ from app.notifications.live import NotificationFrames, StoreHistory
 from app.notifications.service import NotificationService
 from app.notifications.store import forget_client_messages
 from app.presence_store import SqlPresenceStore
+from app.push.sender import PushSender
+from app.push.store import forget_sessions
+from app.push.vapid import new_private_pem
 from app.realtime.broker import Broker, InProcessBroker
 from app.realtime.handshake_gate import HandshakeGate
 from app.realtime.hub import Hub, HubSettings
@@ -75,6 +78,8 @@ def create_app(
     app[keys.PASSWORDS] = Passwords(settings.argon2)
     app[keys.PAYMENT_PROCESSOR] = payment_processor or SimulatedProcessor()
     app[keys.CSRF_KEY] = derive_key(settings.secret_key, "csrf")
+    # Tests build Settings without a key file: a key for this process only.
+    app[keys.VAPID_PEM] = settings.vapid_private_key or new_private_pem()
 
     setup_session(
         app,
@@ -206,9 +211,25 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         catch_up_seconds=0.0 if broker.lossless else settings.ws_catch_up_seconds,
     )
     await presence.start()
+    pusher = PushSender(
+        db,
+        metrics,
+        vapid_pem=app[keys.VAPID_PEM],
+        subject=settings.vapid_subject,
+        delay_seconds=settings.push_delay_seconds,
+        scan_seconds=settings.push_scan_seconds,
+    )
+    app[keys.PUSH] = pusher
+    await pusher.start()
+
+    async def forget_devices(session_ids: list[int]) -> None:
+        await forget_sessions(db, session_ids)
+
+    sessions.on_revoke(forget_devices)
     if settings.demo:
         await seed_demo(app)
     yield
+    await pusher.stop()
     await presence.stop()
     await hub.stop_loops()
     await acks.stop()

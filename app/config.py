@@ -7,7 +7,6 @@ over the default. `settings_from_args` is what `run.py` calls; tests build `Sett
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import secrets
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,8 @@ from urllib.parse import urlsplit
 from redis.asyncio.connection import parse_url
 
 from app.forms import NumberError, parse_int
+from app.private_file import create_private_file
+from app.push.vapid import VapidError, load_vapid_key
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_SETTING = 2**31 - 1  # no count, size or number of seconds we take is near this
@@ -95,6 +96,16 @@ class Settings:
     header_timeout_seconds: float = 10.0
     # Open connections per client address, per process (a descriptor guard); 0: no cap.
     max_connections_per_address: int = 256
+    # Web Push: the VAPID private key (PEM; None: a key made for this process only, as in
+    # tests), the contact the push services see, how long a notification may stay
+    # unacknowledged by every socket before it is pushed, how often that is looked for, and
+    # whether plain-http or loopback push endpoints are accepted (tests' local push service;
+    # never in production: an endpoint is a URL the server will POST to).
+    vapid_private_key: bytes | None = None
+    vapid_subject: str = "mailto:admin@localhost"
+    push_delay_seconds: float = 30.0
+    push_scan_seconds: float = 1.0
+    push_allow_local_endpoints: bool = False
     # Scale-out: a Redis URL selects the Redis broker (None: in-process); `workers` processes
     # share the port (SO_REUSEPORT), the database and Redis.
     redis_url: str | None = None
@@ -161,6 +172,21 @@ _OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
         "frames queued for one socket before it is closed as a slow consumer (1013)",
         int,
         256,
+    ),
+    (
+        "--push-delay",
+        "APP_PUSH_DELAY",
+        "seconds a notification may go unacknowledged by every open socket of its person "
+        "before it is sent to their devices by Web Push",
+        float,
+        30.0,
+    ),
+    (
+        "--vapid-subject",
+        "APP_VAPID_SUBJECT",
+        "the contact push services see for this site (mailto: or https: URL)",
+        str,
+        "mailto:admin@localhost",
     ),
     (
         "--messages-per-minute",
@@ -284,28 +310,11 @@ def load_secret_key(path: Path, env: Mapping[str, str]) -> bytes:
             raise ConfigError("APP_SECRET_KEY must be at least 32 characters")
         return raw.encode()
     if not path.exists():
-        _create_secret_key_file(path)
+        create_private_file(path, secrets.token_hex(32).encode())
     data = path.read_bytes().strip()
     if len(data) < 32:
         raise ConfigError(f"secret key file {path} holds fewer than 32 bytes")
     return data
-
-
-def _create_secret_key_file(path: Path) -> None:
-    """Write a new key beside `path`, then link it into place: several processes started at
-    once on a fresh directory all end up reading the one whole key that won."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_hex(32).encode())
-            handle.flush()
-            os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):  # another process's key won
-            os.link(temporary, path)
-    finally:
-        temporary.unlink()
 
 
 def _as_float(value: object, name: str, minimum: float = 0.0) -> float:
@@ -351,6 +360,23 @@ def parse_database_url(value: str) -> str:
             "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE)"
         )
     return url
+
+
+def _vapid_key(path: Path, env: Mapping[str, str]) -> bytes:
+    try:
+        return load_vapid_key(path, env)
+    except VapidError as exc:
+        raise ConfigError(exc.message) from None
+
+
+def parse_vapid_subject(value: str) -> str:
+    subject = value.strip()
+    if not subject.startswith(("mailto:", "https://")) or len(subject) < 10:
+        raise ConfigError(
+            f"APP_VAPID_SUBJECT must be a mailto: or https: URL (push services may contact it), "
+            f"got {subject!r}"
+        )
+    return subject
 
 
 def parse_redis_url(value: str) -> str:
@@ -444,6 +470,9 @@ def settings_from_args(
         ws_max_per_user=_as_int(values["--ws-max-per-user"], "APP_WS_MAX_PER_USER", 1),
         ws_replay_limit=_as_int(values["--ws-replay-limit"], "APP_WS_REPLAY_LIMIT", 1),
         ws_queue_size=_as_int(values["--ws-queue-size"], "APP_WS_QUEUE_SIZE", 1),
+        vapid_private_key=_vapid_key(key_file.parent / "vapid.pem", env),
+        vapid_subject=parse_vapid_subject(str(values["--vapid-subject"])),
+        push_delay_seconds=_as_float(values["--push-delay"], "APP_PUSH_DELAY"),
         messages_per_minute=_as_int(values["--messages-per-minute"], "APP_MESSAGES_PER_MINUTE", 1),
         shutdown_spread_seconds=_as_float(values["--shutdown-spread"], "APP_SHUTDOWN_SPREAD"),
         header_timeout_seconds=_as_float(values["--header-timeout"], "APP_HEADER_TIMEOUT", 0.1),

@@ -15,6 +15,7 @@ from app.marketplace.payments import PaymentProcessor
 from app.metrics import Metrics
 from app.notifications.delivery import DeliveryRecorder
 from app.notifications.service import NotificationService
+from app.push.sender import PushSender
 from app.realtime.broker import Broker
 from app.realtime.hub import Hub
 from app.realtime.presence import PresenceTracker
@@ -34,6 +35,8 @@ HUB = web.AppKey("hub", Hub)
 ACKS = web.AppKey("acks", DeliveryRecorder)
 FRAMES = web.AppKey("frames", FrameRouter)
 CONVERSATIONS = web.AppKey("conversations", ConversationService)
+VAPID_PEM = web.AppKey("vapid_pem", bytes)
+PUSH = web.AppKey("push", PushSender)
 PRESENCE = web.AppKey("presence", PresenceTracker)
 CONNECTIONS = web.AppKey("connections", ConnectionLimiter)
 

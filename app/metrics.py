@@ -207,6 +207,12 @@ class Metrics:
         self.notifications_read = Counter(
             "notifications_read", "Notifications first marked read", ["event"], registry=r
         )
+        self.pushes = Counter(
+            "web_pushes",
+            "Web Push sends by the push service's answer (201, 404, 410, 429, ...; error: none)",
+            ["status"],
+            registry=r,
+        )
         self.messages_sent = Counter(
             "conversation_messages", "Conversation messages stored", registry=r
         )

@@ -13,6 +13,7 @@ from app.marketplace import views as marketplace
 from app.notifications import preferences_views as preferences
 from app.notifications import socket_route
 from app.notifications import views as notifications
+from app.push import views as push
 
 # [0-9], not \d: \d also matches other scripts' digits, which are no id.
 ID = r"{id:[0-9]{1,18}}"
@@ -25,6 +26,10 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     r.add_get("/metrics", api.metrics, name="metrics")
     r.add_post("/api/publish", api.publish, name="api_publish")
     r.add_get("/ws", socket_route.websocket, name="ws")
+    r.add_get("/sw.js", push.service_worker, name="service_worker")
+    r.add_get("/account/push", push.push_key, name="push_key")
+    r.add_post("/account/push", push.subscribe)
+    r.add_post("/account/push/remove", push.unsubscribe, name="push_remove")
 
     r.add_get("/signup", accounts.signup_form, name="signup")
     r.add_post("/signup", accounts.signup)

@@ -13,6 +13,7 @@ from app.accounts.sessions import end_session, start_session
 from app.errors import NotFound
 from app.forms import Errors, path_id, text
 from app.middlewares import require_user
+from app.push import store as push_store
 from app.rendering import render
 from app.security import MAX_PASSWORD_LENGTH
 
@@ -137,8 +138,11 @@ async def logout(request: web.Request) -> web.StreamResponse:
 async def sessions_page(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
     sessions = await request.config_dict[keys.SESSIONS].list_active(user.id)
+    push_devices = await push_store.devices(request.config_dict[keys.DB], user.id)
     return await render(
-        request, "accounts/sessions.html", {"sessions": sessions, "current_id": user.session_id}
+        request,
+        "accounts/sessions.html",
+        {"sessions": sessions, "current_id": user.session_id, "push_devices": push_devices},
     )
 
 

@@ -32,6 +32,7 @@ class Notification:
     seen_at: str | None = None
     read_at: str | None = None
     delivered_at: str | None = None
+    pushed_at: str | None = None
     seq: int = 0
     unread: int = field(default=0, compare=False)  # the user's unread count right after it
     _data: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
@@ -58,6 +59,17 @@ class Notification:
             return f"/bookings/{booking_id}"
         return None
 
+    @property
+    def reached_by(self) -> str:
+        """How the notification reached the person, in words (the inbox shows it)."""
+        if self.delivered_at and self.pushed_at:
+            return "Shown live, and pushed to your devices"
+        if self.pushed_at:
+            return "Pushed to your devices"
+        if self.delivered_at:
+            return "Shown live"
+        return "Waiting in your inbox"
+
     @classmethod
     def from_row(cls, row: Row) -> Notification:
         return cls(
@@ -71,6 +83,7 @@ class Notification:
             seen_at=row["seen_at"],
             read_at=row["read_at"],
             delivered_at=row["delivered_at"],
+            pushed_at=row["pushed_at"],
             seq=row["seq"],
         )
 
