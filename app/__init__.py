@@ -23,6 +23,9 @@ from app.conversations.frames import ConversationFrames, FrameRouter
 from app.conversations.service import ConversationService
 from app.db import database_from_settings
 from app.demo import seed_demo
+from app.email.sender import EmailSender
+from app.email.smtp import SmtpServer
+from app.email.views import unsubscribe_key
 from app.jobs import Job, JobRunner, Leases, process_name
 from app.marketplace.billing import resolve_interrupted_payments
 from app.marketplace.payments import PaymentProcessor, SimulatedProcessor
@@ -226,15 +229,39 @@ async def realtime_ctx(app: web.Application) -> AsyncIterator[None]:
         await forget_sessions(db, session_ids)
 
     sessions.on_revoke(forget_devices)
+    mailer = email_sender(app)
+    if mailer is not None:
+        mailer.start()
     if settings.demo:
         await seed_demo(app)
     yield
+    if mailer is not None:
+        await mailer.stop()
     await pusher.stop()
     await presence.stop()
     await hub.stop_loops()
     await acks.stop()
     await notifier.close()
     await broker.close()
+
+
+def email_sender(app: web.Application) -> EmailSender | None:
+    """The digest sender, when an SMTP server is configured (else email is off)."""
+    settings = app[keys.SETTINGS]
+    if settings.smtp_url is None:
+        return None
+    mailer = EmailSender(
+        app[keys.DB],
+        app[keys.METRICS],
+        SmtpServer.from_url(settings.smtp_url),
+        sender=settings.email_from,
+        public_url=settings.public_url or f"http://{settings.host}:{settings.port}",
+        unsubscribe_key=unsubscribe_key(settings.secret_key),
+        delay_seconds=settings.email_delay_seconds,
+        scan_seconds=settings.email_scan_seconds,
+    )
+    app[keys.EMAIL] = mailer
+    return mailer
 
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from redis.asyncio.connection import parse_url
 
+from app.email.smtp import SmtpServer
 from app.forms import NumberError, parse_int
 from app.private_file import create_private_file
 from app.push.vapid import VapidError, load_vapid_key
@@ -106,6 +107,14 @@ class Settings:
     push_delay_seconds: float = 30.0
     push_scan_seconds: float = 1.0
     push_allow_local_endpoints: bool = False
+    # Email fallback: the SMTP server (None: email is off), how long a notification stays
+    # unread before a digest, the sender, and the site's address for the links in emails
+    # (None: http://HOST:PORT).
+    smtp_url: str | None = None
+    email_delay_seconds: float = 600.0
+    email_from: str = "Marketplace <noreply@localhost>"
+    public_url: str | None = None
+    email_scan_seconds: float = 15.0
     # Scale-out: a Redis URL selects the Redis broker (None: in-process); `workers` processes
     # share the port (SO_REUSEPORT), the database and Redis.
     redis_url: str | None = None
@@ -180,6 +189,35 @@ _OPTIONS: tuple[tuple[str, str, str, type, object], ...] = (
         "before it is sent to their devices by Web Push",
         float,
         30.0,
+    ),
+    (
+        "--smtp-url",
+        "APP_SMTP_URL",
+        "smtp://[USER:PASSWORD@]HOST[:PORT] (or smtps://): send digest emails through this "
+        "server; unset: no email",
+        str,
+        None,
+    ),
+    (
+        "--email-delay",
+        "APP_EMAIL_DELAY",
+        "seconds a notification stays unread before it goes out in a digest email",
+        float,
+        600.0,
+    ),
+    (
+        "--email-from",
+        "APP_EMAIL_FROM",
+        "the From of digest emails",
+        str,
+        "Marketplace <noreply@localhost>",
+    ),
+    (
+        "--public-url",
+        "APP_PUBLIC_URL",
+        "the site's address as people reach it, for links in emails (default http://HOST:PORT)",
+        str,
+        None,
     ),
     (
         "--vapid-subject",
@@ -369,6 +407,27 @@ def _vapid_key(path: Path, env: Mapping[str, str]) -> bytes:
         raise ConfigError(exc.message) from None
 
 
+def _smtp_url(value: object) -> str | None:
+    if value is None or not str(value).strip():
+        return None
+    url = str(value).strip()
+    try:
+        SmtpServer.from_url(url)
+    except ValueError as exc:
+        # Not echoed: the URL may hold a password.
+        raise ConfigError(f"APP_SMTP_URL {exc}") from None
+    return url
+
+
+def _public_url(value: object) -> str | None:
+    if value is None:
+        return None
+    url = str(value).strip().rstrip("/")
+    if not url.startswith(("http://", "https://")) or url.count("/") != 2:
+        raise ConfigError(f"APP_PUBLIC_URL must look like https://example.com, got {url!r}")
+    return url
+
+
 def parse_vapid_subject(value: str) -> str:
     subject = value.strip()
     if not subject.startswith(("mailto:", "https://")) or len(subject) < 10:
@@ -473,6 +532,10 @@ def settings_from_args(
         vapid_private_key=_vapid_key(key_file.parent / "vapid.pem", env),
         vapid_subject=parse_vapid_subject(str(values["--vapid-subject"])),
         push_delay_seconds=_as_float(values["--push-delay"], "APP_PUSH_DELAY"),
+        smtp_url=_smtp_url(values["--smtp-url"]),
+        email_delay_seconds=_as_float(values["--email-delay"], "APP_EMAIL_DELAY"),
+        email_from=str(values["--email-from"]),
+        public_url=_public_url(values["--public-url"]),
         messages_per_minute=_as_int(values["--messages-per-minute"], "APP_MESSAGES_PER_MINUTE", 1),
         shutdown_spread_seconds=_as_float(values["--shutdown-spread"], "APP_SHUTDOWN_SPREAD"),
         header_timeout_seconds=_as_float(values["--header-timeout"], "APP_HEADER_TIMEOUT", 0.1),

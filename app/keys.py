@@ -11,6 +11,7 @@ from app.connections import ConnectionLimiter
 from app.conversations.frames import FrameRouter
 from app.conversations.service import ConversationService
 from app.db import Database
+from app.email.sender import EmailSender
 from app.marketplace.payments import PaymentProcessor
 from app.metrics import Metrics
 from app.notifications.delivery import DeliveryRecorder
@@ -37,6 +38,7 @@ FRAMES = web.AppKey("frames", FrameRouter)
 CONVERSATIONS = web.AppKey("conversations", ConversationService)
 VAPID_PEM = web.AppKey("vapid_pem", bytes)
 PUSH = web.AppKey("push", PushSender)
+EMAIL = web.AppKey("email", EmailSender)
 PRESENCE = web.AppKey("presence", PresenceTracker)
 CONNECTIONS = web.AppKey("connections", ConnectionLimiter)
 

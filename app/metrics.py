@@ -213,6 +213,9 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.emails = Counter(
+            "digest_emails", "Digest emails by outcome (sent, failed)", ["status"], registry=r
+        )
         self.messages_sent = Counter(
             "conversation_messages", "Conversation messages stored", registry=r
         )

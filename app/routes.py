@@ -9,6 +9,7 @@ from aiohttp import web
 from app import api, pages
 from app.accounts import views as accounts
 from app.conversations import views as conversations
+from app.email import views as email
 from app.marketplace import views as marketplace
 from app.notifications import preferences_views as preferences
 from app.notifications import socket_route
@@ -30,6 +31,9 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     r.add_get("/account/push", push.push_key, name="push_key")
     r.add_post("/account/push", push.subscribe)
     r.add_post("/account/push/remove", push.unsubscribe, name="push_remove")
+    r.add_post("/account/email", email.save_mode, name="email_mode")
+    r.add_get("/email/unsubscribe", email.unsubscribe_page, name="email_unsubscribe")
+    r.add_post("/email/unsubscribe", email.unsubscribe)
 
     r.add_get("/signup", accounts.signup_form, name="signup")
     r.add_post("/signup", accounts.signup)

@@ -38,11 +38,21 @@ def read_form(form: Mapping[str, Any]) -> dict[str, Preference]:
 
 async def preferences_page(request: web.Request) -> web.StreamResponse:
     user = require_user(request)
-    prefs = await get_preferences(request.config_dict[keys.DB], user.id)
+    db = request.config_dict[keys.DB]
+    prefs = await get_preferences(db, user.id)
+    email_mode = await db.fetch_value(
+        "SELECT email_notifications FROM users WHERE id = ?", (user.id,)
+    )
     return await render(
         request,
         "notifications/preferences.html",
-        {"events": EVENTS, "prefs": prefs, "saved": request.query.get("saved") == "1"},
+        {
+            "events": EVENTS,
+            "prefs": prefs,
+            "saved": request.query.get("saved") == "1",
+            "email_mode": email_mode,
+            "email_enabled": request.config_dict[keys.SETTINGS].smtp_url is not None,
+        },
     )
 
 
