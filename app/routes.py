@@ -32,6 +32,7 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     r.add_post("/account/push", push.subscribe)
     r.add_post("/account/push/remove", push.unsubscribe, name="push_remove")
     r.add_post("/account/email", email.save_mode, name="email_mode")
+    r.add_post("/account/quiet-hours", preferences.save_quiet_hours_form, name="quiet_hours")
     r.add_get("/email/unsubscribe", email.unsubscribe_page, name="email_unsubscribe")
     r.add_post("/email/unsubscribe", email.unsubscribe)
 

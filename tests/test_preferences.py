@@ -10,6 +10,7 @@ from yarl import URL
 
 from app.db import Database
 from app.notifications.preferences import (
+    CHANNELS,
     CRITICAL_EVENTS,
     EVENTS,
     Preference,
@@ -84,7 +85,7 @@ def form_with(off: set[str]) -> dict[str, str]:
     for event in EVENTS:
         if event.critical:
             continue
-        for channel in ("in_app", "desktop"):
+        for channel in CHANNELS:
             name = f"{channel}:{event.name}"
             if name not in off:
                 form[name] = "1"
@@ -111,9 +112,7 @@ async def test_a_new_account_gets_every_pop_up_switched_on(
 ) -> None:
     page = await settings_page(client_browser)
 
-    assert list(page.boxes) == [
-        f"{channel}:{name}" for name in EVENT_NAMES for channel in ("in_app", "desktop")
-    ]
+    assert list(page.boxes) == [f"{channel}:{name}" for name in EVENT_NAMES for channel in CHANNELS]
     assert all(page.checked(name) for name in page.boxes)
     assert page.client_prefs() == ALL_ON
     assert page.status == []
@@ -209,7 +208,7 @@ async def test_critical_events_are_shown_ticked_and_disabled_with_the_reason(
     html = await client_browser.page(PAGE)
 
     for name in ("payment_failed", "booking_cancelled"):
-        for channel in ("in_app", "desktop"):
+        for channel in CHANNELS:
             box = f"{channel}:{name}"
             assert page.checked(box) and page.disabled(box)
             assert page.boxes[box]["aria-describedby"] == f"why-{name}"
@@ -240,7 +239,7 @@ async def test_a_critical_event_stored_as_off_still_reads_as_on(
 ) -> None:
     """A row written some other way (or before the event became critical) cannot mute it."""
     await db.write_statement(
-        "INSERT INTO notification_preferences VALUES (?, 'payment_failed', 0, 0)",
+        "INSERT INTO notification_preferences VALUES (?, 'payment_failed', 0, 0, 0, 0)",
         (client_browser.user_id,),
     )
     assert client_browser.user_id is not None

@@ -214,6 +214,11 @@ async def _email_unsubscribe(p: People) -> Target:
     return Target(p.client, "/email/unsubscribe", {"u": str(p.client.user_id), "t": token})
 
 
+async def _quiet_hours(p: People) -> Target:
+    form = {"quiet_start": "22:00", "quiet_end": "07:00", "time_zone": "Europe/Paris"}
+    return Target(p.client, "/account/quiet-hours", form)
+
+
 FORM_ROUTES: dict[str, Callable[[People], Awaitable[Target]]] = {
     "/signup": _signup,
     "/login": _login,
@@ -239,6 +244,7 @@ FORM_ROUTES: dict[str, Callable[[People], Awaitable[Target]]] = {
     "/account/push/remove": _push_remove,
     "/account/email": _email_mode,
     "/email/unsubscribe": _email_unsubscribe,
+    "/account/quiet-hours": _quiet_hours,
 }
 routes = pytest.mark.parametrize("route", list(FORM_ROUTES))
 

@@ -24,6 +24,8 @@ from app.db import Database
 from app.email.digest import compose, item_from_row, unsubscribe_token
 from app.email.smtp import SmtpServer
 from app.metrics import Metrics
+from app.notifications.preferences import CRITICAL_EVENTS
+from app.notifications.quiet import quiet_hours_of
 from app.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -75,9 +77,15 @@ class EmailSender:
         now = utc_now()
         return to_text(now - timedelta(seconds=self.delay_seconds)), to_text(now - MAX_AGE)
 
-    async def send_due(self) -> int:
-        """Send the digests due now; returns how many emails this process sent."""
-        older_than, newer_than = self._window()
+    async def _muted_events(self, user_id: int) -> list[str]:
+        rows = await self._db.fetch_all(
+            "SELECT event FROM notification_preferences WHERE user_id = ? AND email = 0",
+            (user_id,),
+        )
+        return sorted(r[0] for r in rows if r[0] not in CRITICAL_EVENTS)
+
+    async def _due_people(self, older_than: str, newer_than: str, after_user: int) -> list[int]:
+        """People with a digest due (one page, by user id after `after_user`)."""
         rows = await self._db.fetch_all(
             "SELECT DISTINCT n.user_id FROM notifications n JOIN users u ON u.id = n.user_id"
             " WHERE n.read_at IS NULL AND n.emailed_at IS NULL AND n.type <> 'message'"
@@ -88,30 +96,55 @@ class EmailSender:
             "  AND NOT EXISTS (SELECT 1 FROM push_subscriptions s JOIN sessions ss"
             "   ON ss.id = s.session_id WHERE s.user_id = u.id AND ss.revoked_at IS NULL"
             "   AND ss.expires_at > ?)))"
-            " LIMIT ?",
+            " AND n.user_id > ? ORDER BY n.user_id LIMIT ?",
             (
                 older_than,
                 newer_than,
                 time.time() - PRESENCE_STALE_SECONDS,
                 now_text(),
+                after_user,
                 PEOPLE_PER_SCAN,
             ),
         )
-        sent = 0
-        for row in rows:
-            if await self._send_digest(int(row["user_id"]), older_than, newer_than):
-                sent += 1
-        return sent
+        return [int(row["user_id"]) for row in rows]
 
-    async def _send_digest(self, user_id: int, older_than: str, newer_than: str) -> bool:
+    async def send_due(self) -> int:
+        """Send the digests due now; returns how many emails this process sent."""
+        older_than, newer_than = self._window()
+        now = utc_now()
+        sent = 0
+        after_user = 0
+        while True:
+            # Paged, so people waiting out quiet hours never hide the others.
+            people = await self._due_people(older_than, newer_than, after_user)
+            if not people:
+                return sent
+            after_user = people[-1]
+            quiet = await quiet_hours_of(self._db, people)
+            for user_id in people:
+                hours = quiet.get(user_id)
+                held = hours is not None and hours.quiet_at(now)
+                if await self._send_digest(user_id, older_than, newer_than, critical_only=held):
+                    sent += 1
+
+    async def _send_digest(
+        self, user_id: int, older_than: str, newer_than: str, *, critical_only: bool
+    ) -> bool:
+        """One digest of what is due; in quiet hours (`critical_only`) only critical events go,
+        the rest wait. Events the person turned email off for are never sent."""
+        events = sorted(CRITICAL_EVENTS) if critical_only else await self._muted_events(user_id)
+        marks = ", ".join("?" * len(events))
+        choice = f"event IN ({marks})" if critical_only else f"event NOT IN ({marks})"
+        if not events:
+            choice = "1 = 0" if critical_only else "1 = 1"
         async with self._db.transaction() as tx:
             person = await tx.fetch_one("SELECT email, name FROM users WHERE id = ?", (user_id,))
             claimed = await tx.fetch_all(
                 "UPDATE notifications SET emailed_at = ?"
                 " WHERE user_id = ? AND read_at IS NULL AND emailed_at IS NULL"
-                " AND type <> 'message' AND created_at <= ? AND created_at > ?"
+                f" AND type <> 'message' AND created_at <= ? AND created_at > ? AND {choice}"
                 " RETURNING id, event, data, created_at",
-                (now_text(), user_id, older_than, newer_than),
+                (now_text(), user_id, older_than, newer_than, *events),
             )
         if person is None or not claimed:
             return False  # another process got them first

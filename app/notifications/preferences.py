@@ -56,9 +56,12 @@ CRITICAL_EVENTS: frozenset[str] = frozenset(event.name for event in EVENTS if ev
 class Preference:
     in_app: bool
     desktop: bool
+    push: bool = True
+    email: bool = True
 
 
 DEFAULT = Preference(in_app=True, desktop=True)
+CHANNELS = ("in_app", "desktop", "push", "email")
 
 
 def _effective(event: str, preference: Preference) -> Preference:
@@ -68,10 +71,13 @@ def _effective(event: str, preference: Preference) -> Preference:
 async def get_preferences(db: Database, user_id: int) -> dict[str, Preference]:
     """Every event, in display order, with defaults filled in (one query)."""
     rows = await db.fetch_all(
-        "SELECT event, in_app, desktop FROM notification_preferences WHERE user_id = ?",
+        "SELECT event, in_app, desktop, push, email FROM notification_preferences"
+        " WHERE user_id = ?",
         (user_id,),
     )
-    stored = {row[0]: Preference(bool(row[1]), bool(row[2])) for row in rows}
+    stored = {
+        row[0]: Preference(bool(row[1]), bool(row[2]), bool(row[3]), bool(row[4])) for row in rows
+    }
     return {e.name: _effective(e.name, stored.get(e.name, DEFAULT)) for e in EVENTS}
 
 
@@ -84,17 +90,39 @@ async def save_preferences(db: Database, user_id: int, prefs: dict[str, Preferen
     if unknown:
         raise ValueError(f"unknown notification events: {sorted(unknown)}")
     rows = [
-        (user_id, event, int(pref.in_app), int(pref.desktop))
+        (user_id, event, int(pref.in_app), int(pref.desktop), int(pref.push), int(pref.email))
         for event, pref in ((e, _effective(e, p)) for e, p in prefs.items())
     ]
     async with db.transaction() as tx:
         await tx.executemany(
-            "INSERT INTO notification_preferences (user_id, event, in_app, desktop)"
-            " VALUES (?, ?, ?, ?)"
+            "INSERT INTO notification_preferences (user_id, event, in_app, desktop, push, email)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (user_id, event)"
-            " DO UPDATE SET in_app = excluded.in_app, desktop = excluded.desktop",
+            " DO UPDATE SET in_app = excluded.in_app, desktop = excluded.desktop,"
+            " push = excluded.push, email = excluded.email",
             rows,
         )
+
+
+async def muted_channel(
+    db: Database, channel: str, pairs: set[tuple[int, str]]
+) -> set[tuple[int, str]]:
+    """The (user, event) pairs among these whose person turned `channel` (push or email) off
+    for that event; critical events are never muted."""
+    if channel not in ("push", "email") or not pairs:
+        return set()
+    users = sorted({user_id for user_id, _ in pairs})
+    marks = ", ".join("?" * len(users))
+    rows = await db.fetch_all(
+        f"SELECT user_id, event FROM notification_preferences WHERE {channel} = 0"
+        f" AND user_id IN ({marks})",
+        users,
+    )
+    return {
+        (int(r[0]), r[1])
+        for r in rows
+        if (int(r[0]), r[1]) in pairs and r[1] not in CRITICAL_EVENTS
+    }
 
 
 def to_client(prefs: dict[str, Preference]) -> dict[str, dict[str, bool]]:

@@ -30,7 +30,8 @@ from pywebpush import WebPushException, webpush_async
 from app.clock import to_text, utc_now
 from app.db import Database
 from app.metrics import Metrics
-from app.notifications.preferences import CRITICAL_EVENTS
+from app.notifications.preferences import CRITICAL_EVENTS, muted_channel
+from app.notifications.quiet import quiet_hours_of
 from app.push import store
 from app.push.store import DevicePush
 from app.tasks import cancel_and_wait
@@ -119,11 +120,30 @@ class PushSender:
         older_than = to_text(now - timedelta(seconds=self.delay_seconds))
         newer_than = to_text(now - timedelta(seconds=store.MAX_AGE_SECONDS))
         sent = 0
-        for push in await store.due(self._db, older_than, newer_than):
-            if await store.claim(self._db, push.notification_id, push.subscription.id):
-                await self._send(push)
-                sent += 1
-        return sent
+        after = (0, 0)
+        while True:
+            # Paged, so pushes waiting out quiet hours never hide the others.
+            page = await store.due(self._db, older_than, newer_than, after)
+            if not page:
+                return sent
+            after = (page[-1].notification_id, page[-1].subscription.id)
+            muted = await muted_channel(self._db, "push", {(p.user_id, p.event) for p in page})
+            quiet = await quiet_hours_of(self._db, [p.user_id for p in page])
+            for push in page:
+                if (push.user_id, push.event) in muted:
+                    # Turned off for this event: settled, never sent.
+                    await store.claim(
+                        self._db, push.notification_id, push.subscription.id, store.MUTED
+                    )
+                    continue
+                hours = quiet.get(push.user_id)
+                if hours and push.event not in CRITICAL_EVENTS and hours.quiet_at(now):
+                    continue  # waits for the end of the person's quiet hours
+                if await store.claim(self._db, push.notification_id, push.subscription.id):
+                    await self._send(push)
+                    sent += 1
+            if len(page) < store.BATCH:
+                return sent
 
     async def _send(self, push: DevicePush) -> None:
         sub = push.subscription

@@ -88,9 +88,12 @@ async def devices(db: Database, user_id: int) -> dict[int, list[str]]:
     return found
 
 
-async def due(db: Database, older_than: str, newer_than: str) -> list[DevicePush]:
+async def due(
+    db: Database, older_than: str, newer_than: str, after: tuple[int, int] = (0, 0)
+) -> list[DevicePush]:
     """Notifications no socket has acknowledged and nobody has read, created in
-    (newer_than, older_than], for each live device of their person not yet claimed."""
+    (newer_than, older_than], for each live device of their person not yet claimed: a page of
+    them in (notification id, subscription id) order, after `after`."""
     rows = await db.fetch_all(
         "SELECT n.id, n.user_id, n.event, n.key, n.data,"
         " s.id AS sid, s.endpoint, s.p256dh, s.auth"
@@ -99,10 +102,11 @@ async def due(db: Database, older_than: str, newer_than: str) -> list[DevicePush
         " JOIN notifications n ON n.user_id = s.user_id"
         " WHERE n.delivered_at IS NULL AND n.read_at IS NULL AND n.type <> 'message'"
         " AND n.created_at <= ? AND n.created_at > ?"
+        " AND (n.id > ? OR (n.id = ? AND s.id > ?))"
         " AND NOT EXISTS (SELECT 1 FROM push_deliveries d"
         "  WHERE d.notification_id = n.id AND d.subscription_id = s.id)"
-        " ORDER BY n.id LIMIT ?",
-        (now_text(), older_than, newer_than, BATCH),
+        " ORDER BY n.id, s.id LIMIT ?",
+        (now_text(), older_than, newer_than, after[0], after[0], after[1], BATCH),
     )
     return [
         DevicePush(
@@ -117,12 +121,18 @@ async def due(db: Database, older_than: str, newer_than: str) -> list[DevicePush
     ]
 
 
-async def claim(db: Database, notification_id: int, subscription_id: int) -> bool:
+# The status of a claim for a push not sent because its person turned push off for the event.
+MUTED = -1
+
+
+async def claim(
+    db: Database, notification_id: int, subscription_id: int, status: int | None = None
+) -> bool:
     """True for exactly one caller, whatever the number of processes."""
     rows = await db.write_statement(
-        "INSERT INTO push_deliveries (notification_id, subscription_id, claimed_at)"
-        " VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING notification_id",
-        (notification_id, subscription_id, now_text()),
+        "INSERT INTO push_deliveries (notification_id, subscription_id, claimed_at, status)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING notification_id",
+        (notification_id, subscription_id, now_text(), status),
     )
     return bool(rows)
 
