@@ -201,6 +201,15 @@ class Metrics:
             ["event"],
             registry=r,
         )
+        self.notifications_pushed = Counter(
+            "notifications_pushed",
+            "Notifications first pushed to a device (Web Push)",
+            ["event"],
+            registry=r,
+        )
+        self.notifications_emailed = Counter(
+            "notifications_emailed", "Notifications sent in a digest email", ["event"], registry=r
+        )
         self.notifications_seen = Counter(
             "notifications_seen", "Notifications first marked seen", ["event"], registry=r
         )

@@ -21,7 +21,7 @@ from app.config import ConfigError, Settings, settings_from_args
 from app.db import Database
 from tests.conftest import Browser, MakeSettings
 from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 (a fixture)
-from tests.ws_helpers import open_live
+from tests.ws_helpers import metric, open_live
 
 CLIENT = "client@example.com"
 
@@ -86,6 +86,10 @@ async def test_one_digest_lists_exactly_the_unread_notifications_once(
     assert unsubscribe is not None
     assert str(message["List-Unsubscribe"]).strip() == f"<{unsubscribe.group(0)}>"
     assert await db.fetch_value("SELECT emailed_at FROM notifications WHERE id = ?", (first,))
+    assert "Emailed" in await client_browser.page("/notifications")
+    emailed = metric(app, "notifications_emailed_total", event="booking_accepted")
+    emailed += metric(other.app, "notifications_emailed_total", event="booking_accepted")
+    assert emailed == 2
     # Nothing new: no second email.
     assert await app[keys.EMAIL].send_due() == 0
     await notify(app, client_browser.user_id, "Pat marked it done")

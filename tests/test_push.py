@@ -25,7 +25,7 @@ from app.push.vapid import application_server_key, new_private_pem
 from app.push.views import BadSubscription, check_endpoint
 from tests.conftest import Browser, MakeSettings
 from tests.push_endpoint import Device, PushService, start_push_service
-from tests.ws_helpers import open_live, receive_until
+from tests.ws_helpers import metric, open_live, receive_until
 
 # One site, one VAPID key (run.py reads it from the file beside the cookie secret).
 VAPID = new_private_pem()
@@ -134,6 +134,9 @@ async def test_an_unacknowledged_notification_is_pushed_once_to_each_device(
         "SELECT pushed_at FROM notifications WHERE id = ?", (notification_id,)
     )
     assert "Pushed to your devices" in await client_browser.page("/notifications")
+    pushed = metric(app, "notifications_pushed_total", event="payment_failed")
+    pushed += metric(other.app, "notifications_pushed_total", event="payment_failed")
+    assert pushed == 1  # the funnel counts the notification once, whatever the devices
 
 
 async def test_a_notification_acknowledged_or_read_in_time_is_not_pushed(

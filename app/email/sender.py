@@ -179,4 +179,6 @@ class EmailSender:
             )
             return False
         self._metrics.emails.labels("sent").inc()
+        for row in claimed:
+            self._metrics.notifications_emailed.labels(row["event"]).inc()
         return True

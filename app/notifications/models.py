@@ -33,6 +33,7 @@ class Notification:
     read_at: str | None = None
     delivered_at: str | None = None
     pushed_at: str | None = None
+    emailed_at: str | None = None
     seq: int = 0
     unread: int = field(default=0, compare=False)  # the user's unread count right after it
     _data: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
@@ -62,13 +63,19 @@ class Notification:
     @property
     def reached_by(self) -> str:
         """How the notification reached the person, in words (the inbox shows it)."""
-        if self.delivered_at and self.pushed_at:
-            return "Shown live, and pushed to your devices"
-        if self.pushed_at:
-            return "Pushed to your devices"
-        if self.delivered_at:
-            return "Shown live"
-        return "Waiting in your inbox"
+        ways = [
+            text
+            for done, text in (
+                (self.delivered_at, "shown live"),
+                (self.pushed_at, "pushed to your devices"),
+                (self.emailed_at, "emailed"),
+            )
+            if done
+        ]
+        if not ways:
+            return "Waiting in your inbox"
+        said = ", ".join(ways[:-1]) + (" and " if len(ways) > 1 else "") + ways[-1]
+        return said[0].upper() + said[1:]
 
     @classmethod
     def from_row(cls, row: Row) -> Notification:
@@ -84,6 +91,7 @@ class Notification:
             read_at=row["read_at"],
             delivered_at=row["delivered_at"],
             pushed_at=row["pushed_at"],
+            emailed_at=row["emailed_at"],
             seq=row["seq"],
         )
 

@@ -171,6 +171,7 @@ class PushSender:
             log.info("push to %s failed: %s", sub.endpoint.split("/")[2:3], exc)
             status = 0
         self._metrics.pushes.labels(str(status) if status else "error").inc()
-        await store.record(self._db, push.notification_id, sub.id, status)
+        if await store.record(self._db, push.notification_id, sub.id, status):
+            self._metrics.notifications_pushed.labels(push.event).inc()
         if status in GONE:
             await store.forget(self._db, sub.id)

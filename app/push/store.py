@@ -137,15 +137,18 @@ async def claim(
     return bool(rows)
 
 
-async def record(db: Database, notification_id: int, subscription_id: int, status: int) -> None:
+async def record(db: Database, notification_id: int, subscription_id: int, status: int) -> bool:
+    """Store the push service's answer; True when this was the notification's first push."""
     async with db.transaction() as tx:
         await tx.execute(
             "UPDATE push_deliveries SET status = ?"
             " WHERE notification_id = ? AND subscription_id = ?",
             (status, notification_id, subscription_id),
         )
-        if status < 300:
-            await tx.execute(
-                "UPDATE notifications SET pushed_at = coalesce(pushed_at, ?) WHERE id = ?",
+        if 200 <= status < 300:
+            result = await tx.execute(
+                "UPDATE notifications SET pushed_at = ? WHERE id = ? AND pushed_at IS NULL",
                 (now_text(), notification_id),
             )
+            return result.rowcount == 1
+    return False
