@@ -7,6 +7,7 @@ import { LiveRegions } from "./pages/live-regions.js";
 import { ConversationPage } from "./pages/conversation.js";
 import { setConversationUnread } from "./conversation/unread.js";
 import { localizeTimes } from "./localtime.js";
+import { startPush } from "./push.js";
 
 function start() {
   const body = document.body;
@@ -36,6 +37,8 @@ function start() {
   });
   header.attach(rt);
   conversation?.attach(rt);
+  // "Enable push on this device": registers /sw.js now, asks for permission only on its click.
+  startPush(root, { userId: body.dataset.userId, onPermission: () => header.renderDesktopControl() });
   // Logging out here signs out every tab of this browser: tell them before this page goes.
   for (const form of document.querySelectorAll("form[data-rt-signout]")) {
     form.addEventListener("submit", () => rt.signOut());

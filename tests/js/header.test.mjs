@@ -270,3 +270,25 @@ test("replay_truncated through the socket reaches the header as a control frame"
   assert.equal(env.socket.status, "open");
   assert.equal(env.toasts.querySelector("[data-rt-notice] a").textContent, "19,000 older notifications are in your inbox");
 });
+
+// --- the dropdown's keyboard ---------------------------------------------------------------------
+
+test("arrow keys skip hidden controls (the desktop and push buttons when not offered)", () => {
+  const { header, root, doc } = setupHeader();
+  const dropdown = root.querySelector("[data-rt-dropdown]");
+  const push = doc.build(["button", { type: "button", "data-push-enable": true, hidden: true }, "Enable push on this device"]);
+  dropdown.append(push);
+  header.onFrame(notification(1));
+  header.toggle(true);
+  const [markAll, link] = header.items();
+  assert.equal(header.items().length, 2, "the hidden button is not an item");
+  assert.equal(doc.activeElement, markAll);
+  const key = (name) => header.onKey({ key: name, preventDefault() {} });
+  key("ArrowDown");
+  assert.equal(doc.activeElement, link);
+  key("ArrowDown");
+  assert.equal(doc.activeElement, markAll, "wraps past the hidden button");
+  push.hidden = false;
+  key("ArrowUp");
+  assert.equal(doc.activeElement, push, "shown, it is reachable");
+});

@@ -194,7 +194,8 @@ export class LiveHeader {
   }
 
   items() {
-    return [...this.dropdown.querySelectorAll("a, button")];
+    // A hidden control (a desktop or push button not offered here) cannot take focus: skip it.
+    return [...this.dropdown.querySelectorAll("a, button")].filter((el) => !el.hidden);
   }
 
   onKey(event) {
