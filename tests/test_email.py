@@ -21,7 +21,7 @@ from app.config import ConfigError, Settings, settings_from_args
 from app.db import Database
 from tests.conftest import Browser, MakeSettings
 from tests.smtp_server import SmtpServer, smtp_server  # noqa: F401 (a fixture)
-from tests.ws_helpers import metric, open_live
+from tests.ws_helpers import eventually, metric, open_live
 
 CLIENT = "client@example.com"
 
@@ -218,3 +218,18 @@ def test_a_bad_smtp_url_is_refused_without_showing_it(tmp_path: Path) -> None:
     assert "APP_SMTP_URL" in str(caught.value) and "s3cret" not in str(caught.value)
     good = settings_from_args([], {**env, "APP_SMTP_URL": "smtp://127.0.0.1:2525"})
     assert good.smtp_url == "smtp://127.0.0.1:2525"
+
+
+async def test_the_digest_sender_looks_by_itself_while_the_app_runs(
+    make_settings: MakeSettings,
+    aiohttp_server: Any,
+    smtp_server: SmtpServer,  # noqa: F811
+) -> None:
+    settings = {**email_settings(smtp_server), "email_scan_seconds": 0.05, "email_delay_seconds": 0}
+    site = await aiohttp_server(create_app(make_settings(**settings)))
+    async with TestClient(site) as http:
+        browser = Browser(http)
+        await browser.signup("someone@example.com", "Some One")
+        await notify(site.app, browser.user_id, "sent by the loop")
+        await eventually(lambda: bool(smtp_server.mailbox.to("someone@example.com")))
+    assert "sent by the loop" in body_of(smtp_server.mailbox.to("someone@example.com")[0])

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import TestClient, TestServer
 
 from app import create_app, keys
 from app.clock import to_text, utc_now
@@ -271,3 +271,21 @@ def test_a_vapid_key_from_the_environment_is_used_and_a_bad_one_refused(tmp_path
     settings = settings_from_args([], {**env, "APP_VAPID_PRIVATE_KEY": raw})
     assert settings.vapid_private_key is not None
     assert not (tmp_path / "vapid.pem").exists()
+
+
+async def test_the_sender_looks_by_itself_while_the_app_runs(
+    make_settings: MakeSettings, aiohttp_server: Any, push_service: PushService
+) -> None:
+    site = await aiohttp_server(
+        create_app(
+            make_settings(**{**PUSH_SETTINGS, "push_scan_seconds": 0.05, "push_delay_seconds": 0})
+        )
+    )
+    async with TestClient(site) as http:
+        browser = Browser(http)
+        await browser.signup("someone@example.com", "Some One")
+        device, endpoint = push_service.new_device()
+        await subscribe(browser, device, endpoint)
+        notification_id = await notify(site.app, browser.user_id, "booking_accepted", booking_id=5)
+        [push] = await push_service.wait_for(1)
+    assert push.payload["id"] == notification_id

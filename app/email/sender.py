@@ -26,7 +26,7 @@ from app.email.smtp import SmtpServer
 from app.metrics import Metrics
 from app.notifications.preferences import CRITICAL_EVENTS
 from app.notifications.quiet import quiet_hours_of
-from app.tasks import cancel_and_wait
+from app.tasks import cancel_and_wait, repeat
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +59,13 @@ class EmailSender:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="email-digests")
+        self._task = asyncio.create_task(
+            repeat(self._scan_seconds, self.send_due, "sending digest emails"), name="email-digests"
+        )
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._scan_seconds)
-            try:
-                await self.send_due()
-            except Exception:
-                log.exception("sending digest emails failed")
 
     def _window(self) -> tuple[str, str]:
         now = utc_now()

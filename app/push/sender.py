@@ -34,7 +34,7 @@ from app.notifications.preferences import CRITICAL_EVENTS, muted_channel
 from app.notifications.quiet import quiet_hours_of
 from app.push import store
 from app.push.store import DevicePush
-from app.tasks import cancel_and_wait
+from app.tasks import cancel_and_wait, repeat
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,9 @@ class PushSender:
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=SEND_TIMEOUT))
-        self._task = asyncio.create_task(self._loop(), name="push-sender")
+        self._task = asyncio.create_task(
+            repeat(self._scan_seconds, self.send_due, "sending pushes"), name="push-sender"
+        )
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
@@ -105,14 +107,6 @@ class PushSender:
         if self._http is not None:
             await self._http.close()
             self._http = None
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._scan_seconds)
-            try:
-                await self.send_due()
-            except Exception:
-                log.exception("sending pushes failed")
 
     async def send_due(self) -> int:
         """Push what is due now; returns how many pushes this process sent."""
