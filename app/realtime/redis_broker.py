@@ -382,7 +382,7 @@ class RedisBroker:
                 lost = True
             finally:
                 with contextlib.suppress(*_LINK_ERRORS):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed in redis 8.2
             await asyncio.sleep(backoff.next())
 
     async def _subscribe(self, pubsub: PubSub) -> None:
