@@ -41,6 +41,7 @@ export function connectRealtime(options = {}) {
   return {
     isConnected: () => tab.status === "open",
     sendMessage: (message) => tab.sendMessage(message),
+    retryNow: () => tab.retryNow(),
     sendEphemeral: (frame) => tab.sendEphemeral(frame),
     setViewing: (bookingIds) => tab.setViewing(bookingIds),
     close: () => tab.close(),
@@ -291,6 +292,9 @@ export class TabClient {
           this.sendViews();
         }
         break;
+      case "retry":
+        if (this.isLeader) this.socket?.wake();
+        break;
       case "bye":
         this.visibleTabs.delete(data.tabId);
         this.tabViews.delete(data.tabId);
@@ -312,6 +316,12 @@ export class TabClient {
   signOut() {
     this.broadcast({ kind: "signed-out" });
     if (!this.isLeader) this.setStatus({ status: "signed-out", retryIn: null });
+  }
+
+  // "Retry now": the socket (the leader's, wherever it is) tries at once instead of waiting.
+  retryNow() {
+    if (this.isLeader && this.socket) this.socket.wake();
+    else this.broadcast({ kind: "retry" });
   }
 
   stepDown() {

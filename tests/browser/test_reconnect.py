@@ -100,3 +100,23 @@ def test_a_page_neither_replays_nor_toasts_the_notifications_it_was_rendered_wit
         assert page.evaluate("window.__toasts") == [new], "only the new one pops up"
         expect(badge(page)).to_have_text(str(len(ids)))
         old.append(new)
+
+
+def test_the_countdown_moves_each_second_and_retry_now_reconnects_at_once(
+    live_server: LiveServer, new_context: Contexts
+) -> None:
+    user = live_server.signup("Remy Retry")
+    page = login(new_context(), user, "/services")
+    wait_live(page)
+    live_server.stop()
+    expect(status(page)).to_have_attribute("data-state", "reconnecting")
+    retry = page.locator("[data-rt-retry]")
+    expect(retry).to_be_visible()
+    expect(status(page)).to_have_text(re.compile(r"^Reconnecting in (\d+)s…$"))
+    first = int(re.findall(r"\d+", status(page).inner_text())[0])
+    if first > 1:
+        expect(status(page)).to_have_text(f"Reconnecting in {first - 1}s…", timeout=3_000)
+    live_server.start()
+    retry.click()  # no need to sit out the backoff
+    wait_live(page, timeout=5_000)
+    expect(retry).to_be_hidden()

@@ -292,3 +292,41 @@ test("arrow keys skip hidden controls (the desktop and push buttons when not off
   key("ArrowUp");
   assert.equal(doc.activeElement, push, "shown, it is reachable");
 });
+
+// --- the status line: the countdown, "Retry now", signing out --------------------------------
+
+test("reconnecting counts down each second, and Retry now asks the connection to try at once", () => {
+  const clock = new FakeClock(5_000);
+  const page = headerPage();
+  const header = new LiveHeader(page.root, { doc: page.doc, win: fakeWindow(clock), now: clock.now });
+  let retries = 0;
+  header.attach({ sendMessage: () => "id", retryNow: () => { retries += 1; }, isLeader: true, tab: { allTabsHidden: () => false } });
+  const status = page.root.querySelector("[data-rt-status]");
+  header.setStatus({ status: "reconnecting", retryIn: 3 });
+  assert.equal(status.textContent, "Reconnecting in 3s…");
+  clock.advance(1000);
+  assert.equal(status.textContent, "Reconnecting in 2s…");
+  clock.advance(1000);
+  assert.equal(status.textContent, "Reconnecting in 1s…");
+  clock.advance(1000);
+  assert.equal(status.textContent, "Reconnecting…");
+  const retry = page.root.querySelector("[data-rt-retry]");
+  assert.ok(retry && !retry.hidden, "a Retry now button while waiting");
+  retry.click();
+  assert.equal(retries, 1);
+  header.setStatus({ status: "open", retryIn: null });
+  assert.equal(status.textContent, "Live");
+  assert.equal(retry.hidden, true);
+  clock.advance(5000); // no countdown left running over the new status
+  assert.equal(status.textContent, "Live");
+});
+
+test("signed out, the header stops showing whose page it was", () => {
+  const { header, doc } = setupHeader();
+  const name = doc.build(["li", { "data-rt-account": true }, "Casey Client"]);
+  const logout = doc.build(["li", { "data-rt-account": true }, "Log out"]);
+  doc.body.append(name, logout);
+  header.setStatus({ status: "signed-out", retryIn: null });
+  assert.equal(name.hidden, true);
+  assert.equal(logout.hidden, true);
+});

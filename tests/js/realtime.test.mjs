@@ -526,3 +526,15 @@ test("a signed-out leader hands the socket to a tab opened after a new login", a
   await settle();
   assert.equal(fresh.statuses().at(-1), "open");
 });
+
+test("Retry now on any tab makes the leader's socket try at once", async () => {
+  const env = makeEnv();
+  const [leader, follower] = await openTabs(env, 2);
+  let wakes = 0;
+  leader.rt.tab.socket.wake = () => { wakes += 1; };
+  follower.rt.retryNow();
+  await settle();
+  assert.equal(wakes, 1, "relayed to the leader");
+  leader.rt.retryNow();
+  assert.equal(wakes, 2, "the leader's own");
+});

@@ -36,10 +36,13 @@ function readPrefs(body) {
 
 export class LiveHeader {
   // Options: `toasts` (ToastStack options: max, duration...), `seenDelay` (ms).
-  constructor(root, { doc = document, win = window, toasts = {}, seenDelay } = {}) {
+  constructor(root, { doc = document, win = window, toasts = {}, seenDelay, now = () => Date.now() } = {}) {
     this.root = root;
     this.doc = doc;
     this.win = win;
+    this.now = now;
+    this.countdown = null; // the timer that moves "Reconnecting in Ns…" on each second
+    this.retryButton = null;
     this.prefs = readPrefs(doc.body);
     this.status = root.querySelector("[data-rt-status]");
     this.bell = root.querySelector("[data-rt-bell]");
@@ -96,16 +99,44 @@ export class LiveHeader {
   // --- what the socket tells -----------------------------------------------------------
 
   setStatus({ status, retryIn }) {
-    let text = STATUS_TEXT[status] ?? status;
-    if (status === "reconnecting") text = retryIn ? `Reconnecting in ${retryIn}s…` : "Reconnecting…";
-    this.status.textContent = text;
+    if (this.countdown !== null) this.win.clearTimeout(this.countdown);
+    this.countdown = null;
     this.status.dataset.state = status;
+    if (status === "reconnecting" && retryIn) {
+      this.tick(this.now() + retryIn * 1000);
+    } else {
+      this.status.textContent = status === "reconnecting" ? "Reconnecting…" : (STATUS_TEXT[status] ?? status);
+    }
+    this.showRetry(status === "reconnecting" || status === "offline");
     if (status === "signed-out") {
       const link = this.doc.createElement("a");
       link.href = "/login";
       link.textContent = "Log in again";
       this.status.append(" · ", link);
+      // The page no longer belongs to anyone: it stops showing whose it was.
+      for (const item of this.doc.querySelectorAll("[data-rt-account]")) item.hidden = true;
     }
+  }
+
+  // "Reconnecting in 4s…", counting down each second until the attempt.
+  tick(deadline) {
+    const left = Math.ceil((deadline - this.now()) / 1000);
+    this.status.textContent = left > 0 ? `Reconnecting in ${left}s…` : "Reconnecting…";
+    if (left > 0) this.countdown = this.win.setTimeout(() => this.tick(deadline), 1000);
+  }
+
+  // "Retry now" while the page waits to reconnect: tries at once.
+  showRetry(visible) {
+    if (!this.retryButton && visible) {
+      this.retryButton = this.doc.createElement("button");
+      this.retryButton.type = "button";
+      this.retryButton.className = "link-button rt-retry";
+      this.retryButton.textContent = "Retry now";
+      this.retryButton.dataset.rtRetry = "";
+      this.retryButton.addEventListener("click", () => this.rt?.retryNow?.());
+      this.status.after(this.retryButton);
+    }
+    if (this.retryButton) this.retryButton.hidden = !visible;
   }
 
   onFrame(frame) {
