@@ -7,23 +7,14 @@ host) stops making anyone look online after `stale_seconds`, even before it is s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from app.clock import now_text, to_text
-from app.db import Database, Transaction
+from app.db import Database, Transaction, chunks, placeholders
 from app.realtime.presence import PresenceChanges, PresenceState
 
 _CHUNK = 400
-
-
-def _chunks(items: Sequence[int], size: int = _CHUNK) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 _LIVE = (
@@ -54,16 +45,17 @@ class SqlPresenceStore:
         node = changes.node
         async with self._db.transaction() as tx:
             # Users in id order: on PostgreSQL, rows of `users` are locked in one order only.
-            for chunk in _chunks(sorted(changes.users_on)):
+            for chunk in chunks(sorted(changes.users_on), _CHUNK):
                 await tx.execute(
                     "INSERT INTO presence (node, user_id) VALUES "
                     + ", ".join(["(?, ?)"] * len(chunk))
                     + " ON CONFLICT DO NOTHING",
                     [value for user_id in chunk for value in (node, user_id)],
                 )
-            for chunk in _chunks(sorted(changes.users_off)):
+            for chunk in chunks(sorted(changes.users_off), _CHUNK):
                 await tx.execute(
-                    f"DELETE FROM presence WHERE node = ? AND user_id IN ({_marks(len(chunk))})",
+                    "DELETE FROM presence WHERE node = ?"
+                    f" AND user_id IN ({placeholders(len(chunk))})",
                     [node, *chunk],
                 )
                 await _seen(tx, chunk, now_text())
@@ -98,7 +90,7 @@ class SqlPresenceStore:
                 held = sorted(int(r[0]) for r in rows)
                 # Last seen when the node last showed it was alive.
                 last = to_text(datetime.fromtimestamp(float(row["heartbeat_at"]), UTC))
-                for chunk in _chunks(held):
+                for chunk in chunks(held, _CHUNK):
                     await _seen(tx, chunk, last)
                 users.update(held)
             return await self.states(sorted(users), stale_before)
@@ -115,10 +107,10 @@ class SqlPresenceStore:
     ) -> dict[int, PresenceState]:
         """Inside the caller's transaction when it has one (`Database.fetch_all`)."""
         found: dict[int, PresenceState] = {}
-        for chunk in _chunks(sorted(set(user_ids))):
+        for chunk in chunks(sorted(set(user_ids)), _CHUNK):
             rows = await self._db.fetch_all(
                 f"SELECT id, last_seen_at, {_LIVE} AS online FROM users"
-                f" WHERE id IN ({_marks(len(chunk))})",
+                f" WHERE id IN ({placeholders(len(chunk))})",
                 [stale_before, *chunk],
             )
             found.update(
@@ -138,6 +130,6 @@ class SqlPresenceStore:
 
 async def _seen(tx: Transaction, user_ids: Sequence[int], when: str) -> None:
     await tx.execute(
-        f"UPDATE users SET last_seen_at = ? WHERE id IN ({_marks(len(user_ids))})",
+        f"UPDATE users SET last_seen_at = ? WHERE id IN ({placeholders(len(user_ids))})",
         [when, *user_ids],
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from app.clock import from_text, to_text, utc_now
-from app.db import Database, Row, Transaction
+from app.db import Database, Row, Transaction, placeholders
 from app.errors import NotFound
 
 PAGE_SIZE = 200
@@ -110,7 +110,7 @@ async def others_of(db: Database, booking_ids: Sequence[int], user_id: int) -> d
     """booking id -> the other party, for the bookings among these that `user_id` is in."""
     if not booking_ids:
         return {}
-    marks = ", ".join("?" * len(booking_ids))
+    marks = placeholders(len(booking_ids))
     rows = await db.fetch_all(
         "SELECT id, client_id, provider_id FROM bookings"
         f" WHERE id IN ({marks}) AND (client_id = ? OR provider_id = ?)",

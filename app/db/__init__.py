@@ -18,7 +18,9 @@ from app.db.base import (
     RetryableError,
     Row,
     Transaction,
+    chunks,
     current_transaction,
+    placeholders,
 )
 from app.db.postgres import PostgresDatabase
 from app.db.sqlite import SqliteDatabase
@@ -36,8 +38,10 @@ __all__ = [
     "Row",
     "SqliteDatabase",
     "Transaction",
+    "chunks",
     "current_transaction",
     "database_from_settings",
+    "placeholders",
 ]
 
 

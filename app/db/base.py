@@ -192,3 +192,14 @@ class Database(ABC):
             finally:
                 _current.reset(token)
         await tx.run_after_commit()
+
+
+def placeholders(count: int) -> str:
+    """`?, ?, ?` for an `IN (...)` of `count` bound values."""
+    return ", ".join("?" * count)
+
+
+def chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    """`items` in slices of at most `size`: a statement binds a bounded number of values."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

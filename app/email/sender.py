@@ -20,11 +20,11 @@ from urllib.parse import urlencode
 import aiosmtplib
 
 from app.clock import now_text, to_text, utc_now
-from app.db import Database
+from app.db import Database, placeholders
 from app.email.digest import compose, item_from_row, unsubscribe_token
 from app.email.smtp import SmtpServer
 from app.metrics import Metrics
-from app.notifications.preferences import CRITICAL_EVENTS
+from app.notifications.preferences import CRITICAL_EVENTS, muted_events
 from app.notifications.quiet import quiet_hours_of
 from app.tasks import cancel_and_wait, repeat
 
@@ -70,13 +70,6 @@ class EmailSender:
     def _window(self) -> tuple[str, str]:
         now = utc_now()
         return to_text(now - timedelta(seconds=self.delay_seconds)), to_text(now - MAX_AGE)
-
-    async def _muted_events(self, user_id: int) -> list[str]:
-        rows = await self._db.fetch_all(
-            "SELECT event FROM notification_preferences WHERE user_id = ? AND email = 0",
-            (user_id,),
-        )
-        return sorted(r[0] for r in rows if r[0] not in CRITICAL_EVENTS)
 
     async def _due_people(self, older_than: str, newer_than: str, after_user: int) -> list[int]:
         """People with a digest due (one page, by user id after `after_user`)."""
@@ -126,8 +119,12 @@ class EmailSender:
     ) -> bool:
         """One digest of what is due; in quiet hours (`critical_only`) only critical events go,
         the rest wait. Events the person turned email off for are never sent."""
-        events = sorted(CRITICAL_EVENTS) if critical_only else await self._muted_events(user_id)
-        marks = ", ".join("?" * len(events))
+        events = (
+            sorted(CRITICAL_EVENTS)
+            if critical_only
+            else await muted_events(self._db, "email", user_id)
+        )
+        marks = placeholders(len(events))
         choice = f"event IN ({marks})" if critical_only else f"event NOT IN ({marks})"
         if not events:
             choice = "1 = 0" if critical_only else "1 = 1"
@@ -167,7 +164,7 @@ class EmailSender:
             log.warning("digest email to user %s failed: %s", user_id, exc)
             self._metrics.emails.labels("failed").inc()
             ids = [int(r["id"]) for r in claimed]
-            marks = ", ".join("?" * len(ids))
+            marks = placeholders(len(ids))
             await self._db.write_statement(
                 f"UPDATE notifications SET emailed_at = NULL WHERE id IN ({marks})", ids
             )

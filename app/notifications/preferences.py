@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.db import Database
+from app.db import Database, placeholders
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +104,17 @@ async def save_preferences(db: Database, user_id: int, prefs: dict[str, Preferen
         )
 
 
+async def muted_events(db: Database, channel: str, user_id: int) -> list[str]:
+    """The events the person turned `channel` (push or email) off for; never a critical one."""
+    if channel not in ("push", "email"):
+        return []
+    rows = await db.fetch_all(
+        f"SELECT event FROM notification_preferences WHERE user_id = ? AND {channel} = 0",
+        (user_id,),
+    )
+    return sorted(r[0] for r in rows if r[0] not in CRITICAL_EVENTS)
+
+
 async def muted_channel(
     db: Database, channel: str, pairs: set[tuple[int, str]]
 ) -> set[tuple[int, str]]:
@@ -112,7 +123,7 @@ async def muted_channel(
     if channel not in ("push", "email") or not pairs:
         return set()
     users = sorted({user_id for user_id, _ in pairs})
-    marks = ", ".join("?" * len(users))
+    marks = placeholders(len(users))
     rows = await db.fetch_all(
         f"SELECT user_id, event FROM notification_preferences WHERE {channel} = 0"
         f" AND user_id IN ({marks})",

@@ -13,7 +13,7 @@ from datetime import datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
-from app.db import Database
+from app.db import Database, placeholders
 
 _HH_MM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 
@@ -77,7 +77,7 @@ async def quiet_hours_of(db: Database, user_ids: Sequence[int]) -> dict[int, Qui
     wanted = sorted(set(user_ids))
     if not wanted:
         return {}
-    marks = ", ".join("?" * len(wanted))
+    marks = placeholders(len(wanted))
     rows = await db.fetch_all(
         "SELECT id, quiet_start, quiet_end, time_zone FROM users"
         f" WHERE id IN ({marks}) AND quiet_start IS NOT NULL",

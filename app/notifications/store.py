@@ -7,11 +7,11 @@ insert and read mark, so it is always exactly the number of unread rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.clock import now_text
-from app.db import Database, Row, Transaction
+from app.db import Database, Row, Transaction, chunks, placeholders
 from app.errors import NotFound
 from app.notifications.models import ENVELOPE_TYPES, STREAM_ONLY_TYPES, Notification, StoredGroup
 from app.realtime.history import Position
@@ -52,15 +52,6 @@ class Marked:
     ids: list[int]
     events: list[str]
     unread: int
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
 
 
 def _insert_sql(db: Database, count: int) -> str:
@@ -138,8 +129,10 @@ async def insert_groups(db: Database, groups: Sequence[NewGroup]) -> list[Stored
 async def unknown_users(db: Database, user_ids: Sequence[int]) -> list[int]:
     wanted = sorted(set(user_ids))
     known: set[int] = set()
-    for chunk in _chunks(wanted, _IN_CHUNK):
-        rows = await db.fetch_all(f"SELECT id FROM users WHERE id IN ({_marks(len(chunk))})", chunk)
+    for chunk in chunks(wanted, _IN_CHUNK):
+        rows = await db.fetch_all(
+            f"SELECT id FROM users WHERE id IN ({placeholders(len(chunk))})", chunk
+        )
         known.update(r[0] for r in rows)
     return [user_id for user_id in wanted if user_id not in known]
 
@@ -152,11 +145,11 @@ async def unread_count(db: Database, user_id: int) -> int:
 async def positions(db: Database, user_ids: Sequence[int]) -> dict[int, Position]:
     """Each user's position: unread count, newest id and seq (users not found: left out)."""
     found: dict[int, Position] = {}
-    for chunk in _chunks(user_ids, _IN_CHUNK):
+    for chunk in chunks(user_ids, _IN_CHUNK):
         rows = await db.fetch_all(
             "SELECT id, unread_count, last_seq,"
             " (SELECT coalesce(max(id), 0) FROM notifications WHERE user_id = users.id),"
-            f" unread_messages FROM users WHERE id IN ({_marks(len(chunk))})",
+            f" unread_messages FROM users WHERE id IN ({placeholders(len(chunk))})",
             chunk,
         )
         for row in rows:
@@ -211,9 +204,9 @@ async def between_seqs(
 async def last_seqs(db: Database, user_ids: Sequence[int]) -> dict[int, int]:
     """Each user's newest seq (users without notifications: 0)."""
     found: dict[int, int] = {}
-    for chunk in _chunks(sorted(set(user_ids)), _IN_CHUNK):
+    for chunk in chunks(sorted(set(user_ids)), _IN_CHUNK):
         rows = await db.fetch_all(
-            f"SELECT id, last_seq FROM users WHERE id IN ({_marks(len(chunk))})", chunk
+            f"SELECT id, last_seq FROM users WHERE id IN ({placeholders(len(chunk))})", chunk
         )
         found.update((int(r[0]), int(r[1])) for r in rows)
     return found
@@ -292,7 +285,7 @@ async def mark_read(tx: Transaction, user_id: int, ids: Sequence[int] | None) ->
             return Marked([], [], await _unread_in(tx, user_id))
         rows = await tx.fetch_all(
             "UPDATE notifications SET read_at = ?, seen_at = coalesce(seen_at, ?)"
-            f" WHERE user_id = ? AND read_at IS NULL AND id IN ({_marks(len(wanted))})"
+            f" WHERE user_id = ? AND read_at IS NULL AND id IN ({placeholders(len(wanted))})"
             " RETURNING id, event",
             [now, now, user_id, *wanted],
         )
@@ -318,7 +311,7 @@ async def mark_seen(tx: Transaction, user_id: int, ids: Sequence[int]) -> Marked
     if wanted:
         rows = await tx.fetch_all(
             "UPDATE notifications SET seen_at = ?"
-            f" WHERE user_id = ? AND seen_at IS NULL AND id IN ({_marks(len(wanted))})"
+            f" WHERE user_id = ? AND seen_at IS NULL AND id IN ({placeholders(len(wanted))})"
             " RETURNING id, event",
             [now_text(), user_id, *wanted],
         )

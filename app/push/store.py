@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.clock import now_text
-from app.db import Database
+from app.db import Database, placeholders
 
 # A notification older than this is not pushed any more: news from yesterday is in the inbox.
 MAX_AGE_SECONDS = 24 * 3600
@@ -69,7 +69,7 @@ async def forget(db: Database, subscription_id: int) -> None:
 
 
 async def forget_sessions(db: Database, session_ids: list[int]) -> None:
-    marks = ", ".join("?" * len(session_ids))
+    marks = placeholders(len(session_ids))
     await db.write_statement(
         f"DELETE FROM push_subscriptions WHERE session_id IN ({marks})", session_ids
     )
