@@ -30,7 +30,7 @@ def main_content(page: str) -> str:
 
 def inbox_list(page: str) -> str:
     """The inbox's own list, without the header dropdown (which lists the latest too)."""
-    start = page.index('class="card-list notification-list"')
+    start = page.index("data-inbox-list")
     return page[start : page.index("</ul>", start)]
 
 
@@ -357,29 +357,37 @@ async def test_listing_the_inbox_marks_notifications_seen_but_not_read(
     assert badge(await provider.page("/services")) == 22
 
 
-async def test_the_inbox_shows_twenty_per_page_with_older_and_newer_links(
+async def test_the_inbox_shows_twenty_at_a_time_with_a_load_more_cursor(
     app: web.Application, provider: Browser
 ) -> None:
-    for i in range(1, 26):
+    sent = [
         await notifier(app).send_to_user(
             provider.user_id or 0, "notification", {"message": f"Notice number {i}."}
         )
+        for i in range(1, 26)
+    ]
+    cursor = sent[5].id  # "Notice number 6.", the oldest on the first page
 
     first = await provider.page("/notifications")
-    second = await provider.page("/notifications?page=2")
+    # Newer notifications arriving meanwhile do not shift the next page (a cursor, not a number).
+    await notifier(app).send_to_user(provider.user_id or 0, "notification", {"message": "Late."})
+    second = await provider.page(f"/notifications?before={cursor}")
+    fragment = await provider.page(f"/notifications?before={cursor}&fragment=1")
 
     assert inbox_list(first).count("data-notification-id=") == 20
     assert inbox_list(second).count("data-notification-id=") == 5
     assert "Notice number 25." in first and "Notice number 6." in first
     assert "Notice number 5." not in first
-    assert all(f"Notice number {i}." in second for i in range(1, 6))
-    assert "Notice number 6." not in second
-    assert '<a rel="next" href="/notifications?page=2">Older</a>' in first
-    assert "Newer" not in first and "Page 1 of 2" in first
-    assert '<a rel="prev" href="/notifications?page=1">Newer</a>' in second
-    assert "Older" not in second and "Page 2 of 2" in second
-    # A page past the end shows the last one rather than nothing.
-    assert "Page 2 of 2" in await provider.page("/notifications?page=99")
+    assert all(f"Notice number {i}." in inbox_list(second) for i in range(1, 6))
+    assert "Notice number 6." not in inbox_list(second) and "Late." not in inbox_list(second)
+    assert f'<a class="button" rel="next" href="/notifications?before={cursor}"' in first
+    assert "Load more" not in second and "Back to the newest" in second
+    # The fragment the script appends: the same items, no page around them.
+    assert "<html" not in fragment and "data-rt-list" not in fragment
+    assert fragment.count("data-notification-id=") == 5 and "Load more" not in fragment
+    assert "Notice number 1." in fragment and "csrf_token" in fragment
+    # A cursor that is not an id reads as the newest page.
+    assert "Notice number 25." in await provider.page("/notifications?before=abc")
 
 
 async def test_the_inbox_filters_by_kind_and_keeps_the_filter_across_pages(
@@ -400,10 +408,10 @@ async def test_the_inbox_filters_by_kind_and_keeps_the_filter_across_pages(
 
     assert inbox_list(payments).count("data-notification-id=") == 20
     assert "A booking." not in inbox_list(payments) and "A notice." not in inbox_list(payments)
-    assert "/notifications?kind=payment_update&amp;page=2" in payments
+    assert "/notifications?kind=payment_update&amp;before=" in payments
     assert 'href="/notifications?kind=payment_update" aria-current="page"' in payments
     assert inbox_list(bookings).count("data-notification-id=") == 1 and "A booking." in bookings
-    assert "A notice." in everything and "Page 1 of 2" in everything
+    assert "A notice." in everything and "Load more" in everything
 
 
 async def test_marking_one_notification_read_sets_read_at_and_lowers_the_badge(

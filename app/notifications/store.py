@@ -38,11 +38,13 @@ class NewGroup:
 
 @dataclass(frozen=True)
 class InboxPage:
+    """One page of the inbox, newest first: the notifications older than `before` (None: the
+    newest), and the cursor of the next older page (None: this is the last one)."""
+
     items: list[Notification]
-    page: int
-    pages: int
-    total: int
     kind: str | None
+    before: int | None
+    next_before: int | None
 
 
 @dataclass(frozen=True)
@@ -213,21 +215,33 @@ async def last_seqs(db: Database, user_ids: Sequence[int]) -> dict[int, int]:
 
 
 async def list_page(
-    db: Database, user_id: int, *, page: int = 1, kind: str | None = None, size: int = PAGE_SIZE
+    db: Database,
+    user_id: int,
+    *,
+    before: int | None = None,
+    kind: str | None = None,
+    size: int = PAGE_SIZE,
 ) -> InboxPage:
-    """Newest first; `kind` is an envelope type or None for all."""
+    """Newest first, `size` at most, only ids below `before` when given; `kind` is an envelope
+    type or None for all. A cursor rather than a page number: new notifications arriving at
+    the top do not shift the older pages, so "Load more" neither repeats nor skips one."""
     if kind is not None and kind not in ENVELOPE_TYPES:
         kind = None
-    where = f"user_id = ? AND {_IN_INBOX}" + (" AND type = ?" if kind else "")
-    params: list[object] = [user_id] + ([kind] if kind else [])
-    total = int(await db.fetch_value(f"SELECT count(*) FROM notifications WHERE {where}", params))
-    pages = max(1, -(-total // size))
-    page = min(max(1, page), pages)
+    where = f"user_id = ? AND {_IN_INBOX}"
+    params: list[object] = [user_id]
+    if kind:
+        where += " AND type = ?"
+        params.append(kind)
+    if before is not None:
+        where += " AND id < ?"
+        params.append(before)
+    # One row more than the page: whether an older page exists, without counting them all.
     rows = await db.fetch_all(
-        f"SELECT * FROM notifications WHERE {where} ORDER BY id DESC LIMIT ? OFFSET ?",
-        [*params, size, (page - 1) * size],
+        f"SELECT * FROM notifications WHERE {where} ORDER BY id DESC LIMIT ?", [*params, size + 1]
     )
-    return InboxPage([Notification.from_row(row) for row in rows], page, pages, total, kind)
+    items = [Notification.from_row(row) for row in rows[:size]]
+    next_before = items[-1].id if len(rows) > size else None
+    return InboxPage(items, kind, before, next_before)
 
 
 async def latest(db: Database, user_id: int, limit: int = 8) -> list[Notification]:

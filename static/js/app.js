@@ -9,7 +9,7 @@ import { setConversationUnread } from "./conversation/unread.js";
 import { localizeTimes } from "./localtime.js";
 import { startPush } from "./push.js";
 
-function start() {
+async function start() {
   const body = document.body;
   const root = document.querySelector("[data-realtime]");
   if (!root || !body.dataset.userId) return;
@@ -18,6 +18,13 @@ function start() {
   const section = document.querySelector("[data-conversation]");
   const conversation = section ? new ConversationPage(section) : null;
   if (conversation) header.showConversation(conversation.bookingId);
+  // The inbox page's own script, fetched only there; loaded before the socket starts, so it
+  // sees every frame (a replay included).
+  const inboxRoot = document.querySelector("[data-inbox]");
+  const inbox = inboxRoot
+    ? new (await import("./pages/inbox.js")).InboxPage(inboxRoot, { localize: (el) => localizeTimes(el) })
+    : null;
+  const onNotice = (frame) => { header.onFrame(frame); inbox?.onFrame(frame); };
   // The newest notification the server rendered into the dropdown: no need to replay it.
   const rendered = [...root.querySelectorAll("[data-rt-list] [data-notification-id]")]
     .map((item) => Number(item.dataset.notificationId));
@@ -25,18 +32,19 @@ function start() {
     userId: body.dataset.userId,
     lastId: Math.max(0, ...rendered),
     onStatusChange: (detail) => header.setStatus(detail),
-    onBookingUpdate: (_data, frame) => { header.onFrame(frame); regions.changed(); },
-    onPaymentUpdate: (_data, frame) => { header.onFrame(frame); regions.changed(); },
-    onNotification: (_data, frame) => header.onFrame(frame),
+    onBookingUpdate: (_data, frame) => { onNotice(frame); regions.changed(); },
+    onPaymentUpdate: (_data, frame) => { onNotice(frame); regions.changed(); },
+    onNotification: (_data, frame) => onNotice(frame),
     onMessage: (data, frame) => {
       header.onMessage(frame);
       setConversationUnread(document, data?.booking_id, data?.unread);
       conversation?.onMessage(data, frame);
     },
-    onControl: (frame) => { header.onControl(frame); conversation?.onControl(frame); },
+    onControl: (frame) => { header.onControl(frame); conversation?.onControl(frame); inbox?.onControl(frame); },
   });
   header.attach(rt);
   conversation?.attach(rt);
+  inbox?.attach(rt);
   // "Enable push on this device": registers /sw.js now, asks for permission only on its click.
   startPush(root, { userId: body.dataset.userId, onPermission: () => header.renderDesktopControl() });
   // Logging out here signs out every tab of this browser: tell them before this page goes.

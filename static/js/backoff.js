@@ -4,7 +4,10 @@
 
 export const BACKOFF_DEFAULTS = Object.freeze({
   minReconnectionDelay: 500, // ms, the cap of the first attempt's draw
-  maxReconnectionDelay: 30000, // ms, the largest cap
+  // ms, the largest cap: how stale a page may stay after the server is back. At 30 s a page
+  // once waited 29 s for its next attempt after a restart; jitter and the server's handshake
+  // gate already spread a crowd, so the wait need not be that long.
+  maxReconnectionDelay: 10000,
 });
 
 export function backoffDelay(attempt, options = {}, random = Math.random) {

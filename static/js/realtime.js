@@ -22,6 +22,9 @@ import { RealtimeSocket } from "./socket.js";
 import { newMessageId } from "./outbox.js";
 
 export const MAX_VIEWS = 10; // conversations in one view frame
+// ms past a follower's shown countdown before it asks the leader to try (the leader's own timer
+// is due by then; the countdown is whole seconds, rounded up).
+export const NUDGE_GRACE_MS = 250;
 
 export function connectRealtime(options = {}) {
   const win = options.window ?? globalThis.window;
@@ -94,6 +97,10 @@ export class TabClient {
     this.sentViews = ""; // leader: the view set the current socket holds (sorted ids, joined)
     this.releaseLock = null;
     this.closed = false;
+    this.nudgeTimer = null; // follower: asks the leader to try when its shown countdown ends
+    const o = this.socketOptions;
+    this.setTimeout = o.setTimeout ?? ((fn, ms) => (win?.setTimeout ?? globalThis.setTimeout)(fn, ms));
+    this.clearTimeout = o.clearTimeout ?? ((id) => (win?.clearTimeout ?? globalThis.clearTimeout)(id));
     this.onPageHide = () => this.close();
     this.onOnline = () => this.socket?.wake();
     this.onOffline = () => this.socket?.offline();
@@ -124,6 +131,7 @@ export class TabClient {
   close() {
     if (this.closed) return;
     this.closed = true;
+    this.armNudge(null);
     this.win?.removeEventListener?.("pagehide", this.onPageHide);
     this.win?.removeEventListener?.("online", this.onOnline);
     this.win?.removeEventListener?.("offline", this.onOffline);
@@ -145,6 +153,7 @@ export class TabClient {
 
   becomeLeader() {
     this.isLeader = true;
+    this.armNudge(null);
     this.callbacks.onLeaderChange(true);
     const storage = this.win?.localStorage ?? null;
     // Without tab sharing, tabs must not share one outbox in storage.
@@ -354,7 +363,26 @@ export class TabClient {
 
   setStatus(detail) {
     this.status = detail.status;
+    this.armNudge(detail);
     this.callbacks.onStatusChange(detail);
+  }
+
+  // A visible follower shows the leader's countdown; when it runs out and the page is still not
+  // live, the follower asks the leader to try now. The leader may be a hidden tab, whose timers
+  // the browser delays (background throttling: a retry due in 8 s can fire a minute late),
+  // while a channel message wakes it at once. Harmless when the leader is on time: it is
+  // connecting by then, and wake() only acts while it waits.
+  armNudge(detail) {
+    if (this.nudgeTimer !== null) this.clearTimeout(this.nudgeTimer);
+    this.nudgeTimer = null;
+    if (!detail || this.isLeader || detail.status !== "reconnecting" || !(detail.retryIn > 0)) return;
+    this.nudgeTimer = this.setTimeout(() => {
+      this.nudgeTimer = null;
+      const visible = this.win?.document?.visibilityState === "visible";
+      if (!this.closed && !this.isLeader && this.status === "reconnecting" && visible) {
+        this.broadcast({ kind: "retry" });
+      }
+    }, detail.retryIn * 1000 + NUDGE_GRACE_MS);
   }
 
   broadcast(message) {

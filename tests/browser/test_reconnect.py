@@ -4,8 +4,9 @@ published meanwhile exactly once, and sends what it queued while offline."""
 from __future__ import annotations
 
 import re
+import time
 
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import (
     TOAST_RECORDER,
@@ -125,3 +126,45 @@ def test_the_countdown_moves_each_second_with_retry_now_offered_until_live_again
     # offered while the page waits, and goes once the page is live again.
     wait_live(page, timeout=RECONNECT_MS)
     expect(retry).to_be_hidden()
+
+
+def test_after_a_restart_the_next_attempt_is_live_within_the_countdown_shown(
+    live_server: LiveServer, new_context: Contexts
+) -> None:
+    """The page is live again within a second or two of the attempt its countdown announces,
+    however long the outage ran up the backoff (it once stayed stale 29 s after the server
+    returned), and what is published afterwards arrives."""
+    user = live_server.signup("Rita Restart")
+    page = login(new_context(), user, "/services")
+    wait_live(page)
+    mark_page(page)
+    live_server.stop()
+    expect(status(page)).to_have_attribute("data-state", "reconnecting")
+    expect(status(page)).to_have_text(re.compile(r"^Reconnecting"))
+    # An outage, not a blip: a few failed attempts grow the backoff. Nothing to wait for but
+    # time passing.
+    time.sleep(6)
+    live_server.start()
+    # What the page announces now: "Reconnecting in Ns…" (the next attempt), "Reconnecting…"
+    # (due now) or "Connecting…" (an attempt begun while the server was down: it fails, then
+    # shows its countdown) - read the first countdown shown after the server is back.
+    shown = poll(lambda: _countdown(page), timeout=5, what="a countdown or Live")
+    budget = (0 if shown == "live" else int(shown)) + 3
+    wait_live(page, timeout=budget * 1000)  # within the countdown shown + 3 s
+    assert not_reloaded(page)
+    [after] = live_server.publish([user.id], {"message": "Back in business"})
+    expect(page.locator(f'[data-rt-list] [data-notification-id="{after}"]')).to_have_count(1)
+    expect(badge(page)).to_have_text("1")
+
+
+def _countdown(page: Page) -> str | None:
+    """'live', the seconds of "Reconnecting in Ns…", '0' for "Reconnecting…", None while an
+    attempt is in flight."""
+    state = status(page).get_attribute("data-state")
+    text = status(page).inner_text()
+    if state == "open":
+        return "live"
+    match = re.search(r"Reconnecting in (\d+)s", text)
+    if match:
+        return match.group(1)
+    return "0" if state == "reconnecting" else None

@@ -330,3 +330,55 @@ test("signed out, the header stops showing whose page it was", () => {
   assert.equal(name.hidden, true);
   assert.equal(logout.hidden, true);
 });
+
+// --- the dropdown: focus leaving it closes it ---------------------------------------------------
+
+test("Tab past the dropdown's last item, or Shift+Tab before the bell, closes it", () => {
+  const { header, doc, root, bell } = setupHeader();
+  const dropdown = root.querySelector("[data-rt-dropdown]");
+  const outsideBefore = doc.build(["a", { href: "/bookings" }, "Bookings"]);
+  const outsideAfter = doc.build(["a", { href: "/account" }, "Account"]);
+  doc.body.prepend(outsideBefore);
+  doc.body.append(outsideAfter);
+  header.onFrame(notification(1));
+  const item = root.querySelector("[data-rt-list] a");
+
+  bell.click();
+  assert.equal(dropdown.hidden, false);
+  assert.equal(bell.getAttribute("aria-expanded"), "true");
+  // Moving within the bell and the dropdown keeps it open.
+  item.dispatch("focusout", { relatedTarget: root.querySelector("[data-rt-mark-all]") });
+  bell.dispatch("focusout", { relatedTarget: item });
+  assert.equal(dropdown.hidden, false);
+  // Focus left the window (no relatedTarget): still open for when the person comes back.
+  item.dispatch("focusout", { relatedTarget: null });
+  assert.equal(dropdown.hidden, false);
+  // Tab past the last item.
+  item.dispatch("focusout", { relatedTarget: outsideAfter });
+  assert.equal(dropdown.hidden, true);
+  assert.equal(bell.getAttribute("aria-expanded"), "false");
+
+  bell.click();
+  assert.equal(dropdown.hidden, false);
+  // Shift+Tab from the bell to what comes before it.
+  bell.dispatch("focusout", { relatedTarget: outsideBefore });
+  assert.equal(dropdown.hidden, true);
+  assert.equal(bell.getAttribute("aria-expanded"), "false");
+});
+
+test("Escape still closes the dropdown and puts focus back on the bell", () => {
+  const { header, doc, root, bell } = setupHeader();
+  header.onFrame(notification(1));
+  bell.click();
+  const dropdown = root.querySelector("[data-rt-dropdown]");
+  dropdown.dispatch("keydown", { key: "Escape" });
+  assert.equal(dropdown.hidden, true);
+  assert.equal(doc.activeElement, bell);
+  assert.equal(bell.getAttribute("aria-expanded"), "false");
+});
+
+test("an item that arrived live opens through /notifications/<id>, which marks it read", () => {
+  const { header, root } = setupHeader();
+  header.onFrame(notification(42));
+  assert.equal(root.querySelector('[data-notification-id="42"] a').getAttribute("href"), "/notifications/42");
+});

@@ -538,3 +538,66 @@ test("Retry now on any tab makes the leader's socket try at once", async () => {
   leader.rt.retryNow();
   assert.equal(wakes, 2, "the leader's own");
 });
+
+// --- a visible follower does not wait on a hidden leader's late timer ------------------------
+
+// The leader's retry timer as a hidden tab's can be: the browser runs it late (here: never).
+function throttleRetry(tab) {
+  const socket = tab.rt.tab.socket;
+  const arm = socket.armTimer.bind(socket);
+  socket.armTimer = (name, ms, fn) => (name === "retry" ? undefined : arm(name, ms, fn));
+}
+
+test("when a visible follower's countdown runs out, the leader tries at once even if its own timer is late", async () => {
+  const env = makeEnv({ random: () => 0.9 });
+  const [leader] = await openTabs(env, 1, { visibilityState: "hidden" });
+  const follower = env.openTab({ visibilityState: "visible" });
+  await settle();
+  env.ws.welcome();
+  await settle();
+  throttleRetry(leader);
+  env.ws.serverClose(1006);
+  await settle();
+  const shown = follower.log.status.at(-1);
+  assert.equal(shown.status, "reconnecting");
+  assert.equal(shown.retryIn, 1, "0.9 * 500 ms, shown as 1 s");
+  const before = env.sockets.length;
+  env.clock.advance(999);
+  await settle();
+  assert.equal(env.sockets.length, before, "not before the countdown ends");
+  env.clock.advance(1000 + 250 - 999);
+  await settle();
+  assert.equal(env.sockets.length, before + 1, "the follower asked, the leader connected");
+  env.ws.welcome();
+  await settle();
+  assert.equal(follower.statuses().at(-1), "open");
+});
+
+test("a hidden follower does not nudge, and an on-time leader is not made to connect twice", async () => {
+  const env = makeEnv({ random: () => 0.9 });
+  const [leader] = await openTabs(env, 1, { visibilityState: "visible" });
+  const hidden = env.openTab({ visibilityState: "hidden" });
+  await settle();
+  env.ws.welcome();
+  await settle();
+  env.ws.serverClose(1006);
+  await settle();
+  assert.equal(hidden.statuses().at(-1), "reconnecting");
+  const before = env.sockets.length;
+  env.clock.advance(450); // the leader's own timer: an attempt, left hanging (connecting)
+  await settle();
+  assert.equal(env.sockets.length, before + 1);
+  env.clock.advance(2000); // past the hidden follower's countdown
+  await settle();
+  assert.equal(env.sockets.length, before + 1, "no second attempt");
+  assert.equal(leader.rt.tab.socket.status, "connecting");
+
+  // Hidden: its countdown runs out with the leader's timer stuck, and it stays quiet.
+  throttleRetry(leader);
+  env.ws.serverClose(1006);
+  await settle();
+  const stuck = env.sockets.length;
+  env.clock.advance(5000);
+  await settle();
+  assert.equal(env.sockets.length, stuck, "nobody looks: nobody nudges");
+});
