@@ -28,6 +28,7 @@ from app.email.smtp import SmtpServer
 from app.email.views import unsubscribe_key
 from app.jobs import Job, JobRunner, Leases, process_name
 from app.marketplace.billing import resolve_interrupted_payments
+from app.marketplace.images import upload_limit_middleware
 from app.marketplace.payments import PaymentProcessor, SimulatedProcessor
 from app.metrics import Metrics
 from app.middlewares import auth_middleware, error_middleware
@@ -97,7 +98,12 @@ def create_app(
         ),
     )
     app.middlewares.extend(
-        [error_middleware, auth_middleware, csrf_middleware(app[keys.CSRF_KEY], settings.https)]
+        [
+            error_middleware,
+            auth_middleware,
+            upload_limit_middleware,
+            csrf_middleware(app[keys.CSRF_KEY], settings.https),
+        ]
     )
     aiohttp_jinja2.setup(
         app,

@@ -121,6 +121,12 @@ class Settings:
     workers: int = 1
 
     @property
+    def uploads_dir(self) -> Path:
+        """Uploaded files (service pictures): `uploads/` in the data folder, the one holding
+        the SQLite file and the generated secret (with PostgreSQL too)."""
+        return self.db_path.parent / "uploads"
+
+    @property
     def cookie_name(self) -> str:
         # The __Host- prefix makes browsers refuse the cookie unless it is Secure, host-only
         # and Path=/, so a sibling subdomain cannot plant or shadow it.

@@ -17,12 +17,45 @@ DEMO_PROVIDER = ("provider@example.com", "Pat Provider")
 DEMO_CLIENT = ("client@example.com", "Casey Client")
 DEMO_SERVICES = (
     ServiceData(
-        "House cleaning", "Two rooms, kitchen and bathroom, supplies included.", 15000, 180
+        "House cleaning",
+        "Two rooms, kitchen and bathroom, supplies included.",
+        15000,
+        180,
+        category="cleaning",
+        city="Springfield",
     ),
     ServiceData(
-        "Maths tutoring", "Secondary-school maths, one to one, online or at home.", 4500, 60
+        "Maths tutoring",
+        "Secondary-school maths, one to one, by video call.",
+        4500,
+        60,
+        category="tutoring",
+        online=True,
     ),
-    ServiceData("Dog walking", "An hour in the park, up to two dogs.", 2000, 60),
+    ServiceData(
+        "Dog walking",
+        "An hour in the park, up to two dogs.",
+        2000,
+        60,
+        category="pets",
+        city="Springfield",
+    ),
+    ServiceData(
+        "Flat-pack furniture assembly",
+        "Wardrobes, beds and shelves put together and fixed to the wall.",
+        6000,
+        120,
+        category="repairs",
+        city="Springfield",
+    ),
+    ServiceData(
+        "Laptop tune-up",
+        "A slow computer made quick again: updates, clean-up and a backup set up.",
+        5500,
+        90,
+        category="tech",
+        online=True,
+    ),
 )
 
 

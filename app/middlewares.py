@@ -9,12 +9,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp_session import STORAGE_KEY, get_session
+from yarl import URL
 
 from app import keys
 from app.accounts.sessions import CurrentUser
 from app.db import RetryableError
 from app.errors import TITLES, AppError
 from app.rendering import render
+from app.security import own_origin
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +27,50 @@ async def render_error(request: web.Request, status: int, message: str) -> web.S
     if request.path.startswith("/api/") or request.path == "/ws":
         return web.json_response({"error": message}, status=status)
     title = TITLES.get(status, "Error")
+    back_url, back_label = back_link(request)
+    # A booking or payment that is not there (or not theirs): their own list is the way on.
+    bookings_url = str(request.app.router["bookings"].url_for())
+    show_bookings = (
+        status == 404
+        and keys.USER in request
+        and request.path.startswith(("/bookings/", "/payments/"))
+        and back_url != bookings_url
+    )
     return await render(
         request,
         "errors/error.html",
-        {"status": status, "title": title, "message": message},
+        {
+            "status": status,
+            "title": title,
+            "message": message,
+            "back_url": back_url,
+            "back_label": back_label,
+            "bookings_url": bookings_url if show_bookings else None,
+        },
         status=status,
     )
+
+
+def back_link(request: web.Request) -> tuple[str, str]:
+    """Where an error page leads back to: the page the person came from, when the `Referer`
+    is one of this site's pages (only its path and query are used, so the link can never
+    leave the site), else the services list."""
+    # Imported here: app.accounts.views imports this module (require_user).
+    from app.accounts.views import safe_next
+
+    own = own_origin(request, request.config_dict[keys.SETTINGS].https)
+    try:
+        came_from = URL(request.headers.get("Referer", ""))
+        same_site = came_from.absolute and str(came_from.origin()) == own
+    except ValueError:  # not a URL, or one without an origin
+        same_site = False
+    if same_site:
+        path = came_from.raw_path_qs
+        # safe_next keeps '/bookings' and refuses '//evil.example' (a path a browser would
+        # read as another site); not the failing page itself either, which leads nowhere.
+        if safe_next(path) == path and path != request.path_qs:
+            return path, "Go back"
+    return str(request.app.router["services"].url_for()), "Back to the services"
 
 
 @web.middleware

@@ -1,4 +1,4 @@
-"""Pages that belong to no feature: the front door and the health check."""
+"""Pages that belong to no feature: the home page and the health check."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import os
 from aiohttp import web
 
 from app import keys
+from app.marketplace import categories, services
+from app.rendering import render
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPSeeOther(request.app.router["services"].url_for())
+    """The front door: what the site is, a search, the categories, a few featured services."""
+    featured = await services.featured_services(request.config_dict[keys.DB])
+    return await render(
+        request, "home.html", {"featured": featured, "categories": categories.CATEGORIES}
+    )
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import aiohttp_jinja2
@@ -13,6 +14,7 @@ from app import keys, strictjson
 from app.clock import from_text
 from app.conversations.store import unread_messages
 from app.conversations.text import linkify
+from app.marketplace.bookings import format_when
 from app.money import format_money
 from app.notifications import store as inbox
 from app.notifications.preferences import get_preferences, to_client
@@ -68,8 +70,27 @@ def datetime_filter(text: str | None) -> str:
     return moment.strftime("%d %b %Y, %H:%M UTC")
 
 
+def month_filter(text: str | None) -> str:
+    """'2026-12-03T10:00:00Z' -> 'Dec 2026' ("Member since Dec 2026")."""
+    return from_text(text).strftime("%b %Y") if text else ""
+
+
+def initials_filter(name: str) -> str:
+    """'Pat Provider' -> 'PP', 'Cher' -> 'C': the first letter of the first and last words
+    (for the avatar circle; punctuation and symbols are skipped)."""
+    letters = [next((ch for ch in word if ch.isalnum()), "") for word in name.split()]
+    letters = [letter for letter in letters if letter]
+    if not letters:
+        return "?"
+    return (letters[0] + letters[-1] if len(letters) > 1 else letters[0]).upper()
+
+
 FILTERS: dict[str, Callable[..., str]] = {
+    "month": month_filter,
+    "initials": initials_filter,
     "money": money_filter,
     "datetime": datetime_filter,
+    # A booking's wall-clock time, as its notifications say it: 'Thu 3 Dec, 10:00'.
+    "booking_time": partial(format_when, weekday=True),
     "linkify": linkify,
 }

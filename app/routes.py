@@ -10,6 +10,7 @@ from app import api, pages
 from app.accounts import views as accounts
 from app.conversations import views as conversations
 from app.email import views as email
+from app.marketplace import review_views
 from app.marketplace import views as marketplace
 from app.notifications import preferences_views as preferences
 from app.notifications import socket_route
@@ -55,7 +56,9 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     r.add_post(f"/services/{ID}/unpublish", marketplace.service_unpublish, name="service_unpublish")
     r.add_post(f"/services/{ID}/publish", marketplace.service_publish, name="service_publish")
     r.add_post(f"/services/{ID}/book", marketplace.book, name="service_book")
+    r.add_get(f"/services/{ID}/image", marketplace.service_image, name="service_image")
     r.add_get("/my/services", marketplace.my_services, name="my_services")
+    r.add_get(f"/providers/{ID}", marketplace.provider_profile, name="provider_profile")
 
     r.add_get("/bookings", marketplace.bookings_page, name="bookings")
     r.add_get(f"/bookings/{ID}", marketplace.booking_detail, name="booking_detail")
@@ -66,6 +69,7 @@ def setup_routes(app: web.Application, static_dir: Path) -> None:
     )
     r.add_post(f"/bookings/{ID}/messages", conversations.post_message, name="booking_messages")
     r.add_post(f"/bookings/{ID}/conversation/mute", conversations.mute, name="conversation_mute")
+    r.add_post(f"/bookings/{ID}/review", review_views.post_review, name="booking_review")
     r.add_get(f"/bookings/{ID}/pay", marketplace.pay_form, name="booking_pay")
     r.add_post(f"/bookings/{ID}/pay", marketplace.pay)
     r.add_get(f"/payments/{ID}", marketplace.payment_detail, name="payment_detail")

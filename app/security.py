@@ -129,7 +129,8 @@ def headers_middleware(
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
         if signed_in(request) and not request.path.startswith("/static/"):
-            response.headers["Cache-Control"] = "no-store"
+            # A response that chose its own caching (a service picture) keeps it.
+            response.headers.setdefault("Cache-Control", "no-store")
         return response
 
     return middleware

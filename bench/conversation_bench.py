@@ -165,6 +165,7 @@ async def make_bookings(base: str, count: int) -> tuple[list[Booking], float]:
                         "description": "A service to talk about.",
                         "price": "100.00",
                         "duration_minutes": "60",
+                        "online": "1",
                         "csrf_token": token,
                     },
                 )

@@ -25,7 +25,13 @@ async def create_service(
 ) -> int:
     response = await provider.post(
         "/services/new",
-        {"name": name, "description": "Thorough.", "price": price, "duration_minutes": duration},
+        {
+            "name": name,
+            "description": "Thorough.",
+            "price": price,
+            "duration_minutes": duration,
+            "online": "1",
+        },
     )
     assert response.status == 303, await response.text()
     return id_from_location(response.headers["Location"])

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import ClientResponse
 
 from app.db import Database
+from app.marketplace.bookings import format_when
 from tests.conftest import Browser, BrowserFactory
 from tests.flows import accepted_booking, act, book, create_service, future_slot
 
@@ -89,7 +90,7 @@ async def test_booking_a_service_notifies_its_provider_and_nobody_else(
         "service_name": "House Cleaning",
         "scheduled_at": when,
         "client_name": "Casey Client",
-        "message": f"Casey Client booked House Cleaning for {when.replace('T', ' ')}.",
+        "message": f"Casey Client booked House Cleaning for {format_when(when, weekday=True)}.",
     }
     assert await per_user(db) == Counter({provider.user_id: 1})
 
@@ -147,13 +148,19 @@ async def test_each_legal_change_is_made_and_notifies_exactly_the_other_party(
     assert (notification["type"], notification["event"]) == ("booking_update", event)
     assert notification["key"] == f"booking:{booking_id}"
     actor_name = "Pat Provider" if actor == "provider" else "Casey Client"
-    past = "marked as done" if action == "complete" else status
+    whose = "your" if actor == "provider" else "their"
+    when = format_when(str(row["scheduled_at"]))
+    told = (
+        f"{actor_name} marked {whose} booking of House Cleaning on {when} as done."
+        if action == "complete"
+        else f"{actor_name} {status} {whose} booking of House Cleaning on {when}."
+    )
     assert notification["data"] == {
         "type": event,
         "booking_id": booking_id,
         "service_name": "House Cleaning",
         "status": status,
-        "message": f"{actor_name} {past} the booking of House Cleaning.",
+        "message": told,
     }
     assert await per_user(db, mark) == Counter({people[recipient].user_id: 1})
 

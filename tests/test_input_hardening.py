@@ -262,6 +262,7 @@ async def test_a_well_formed_multipart_form_still_works(provider: Browser, db: D
         "name": "Piano lessons",
         "price": "45.00",
         "duration_minutes": "60",
+        "online": "1",
     }
     response = await provider.client.post(
         "/services/new",

@@ -268,7 +268,8 @@ def test_parse_cents_refuses_any_non_ascii_character(text: str) -> None:
 
 def duration_of(raw: str) -> int | None:
     """The duration the service form accepts for `raw`, or None when it is refused."""
-    data, errors = validate_service({"name": "Tutoring", "price": "40", "duration_minutes": raw})
+    form = {"name": "Tutoring", "price": "40", "duration_minutes": raw, "online": "1"}
+    data, errors = validate_service(form)
     assert set(errors) <= {"duration_minutes"}, errors
     if data is None:
         assert "duration_minutes" in errors

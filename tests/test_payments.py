@@ -15,6 +15,7 @@ from markupsafe import escape
 from app import keys
 from app.db import Database
 from app.marketplace import billing, bookings
+from app.marketplace.bookings import format_when
 from app.marketplace.payments import SimulatedProcessor
 from tests.conftest import Browser
 from tests.flows import (
@@ -54,6 +55,12 @@ async def notifications_after(db: Database, last_id: int = 0) -> list[dict[str, 
 
 async def last_notification_id(db: Database) -> int:
     return int(await db.fetch_value("SELECT coalesce(max(id), 0) FROM notifications"))
+
+
+async def scheduled_at(db: Database, booking_id: int) -> str:
+    return str(
+        await db.fetch_value("SELECT scheduled_at FROM bookings WHERE id = ?", (booking_id,))
+    )
 
 
 async def paid_booking(provider: Browser, client: Browser) -> tuple[int, int]:
@@ -111,7 +118,8 @@ async def test_a_good_card_pays_the_booking_and_both_sides_are_notified(
         payment_id,
         booking_id,
         "succeeded",
-        "Casey Client paid 150.00 USD for House Cleaning.",
+        "Casey Client paid 150.00 USD for House Cleaning"
+        f" on {format_when(await scheduled_at(db, booking_id))}.",
     )
     assert new[1]["data"] == payload(
         "payment_confirmed",
@@ -147,15 +155,15 @@ async def test_a_completed_booking_can_still_be_paid(
 
 
 @pytest.mark.parametrize(
-    ("card", "reason"),
+    ("card", "reason", "words"),
     [
-        (DECLINED_CARD, "card_declined"),
-        ("4000 0000 0000 9995", "insufficient_funds"),
-        ("4000 0000 0000 0069", "expired_card"),
+        (DECLINED_CARD, "card_declined", "The card was declined"),
+        ("4000 0000 0000 9995", "insufficient_funds", "The card has insufficient funds"),
+        ("4000 0000 0000 0069", "expired_card", "The card has expired"),
     ],
 )
 async def test_a_declined_card_fails_the_payment_and_tells_only_the_client(
-    provider: Browser, client_browser: Browser, db: Database, card: str, reason: str
+    provider: Browser, client_browser: Browser, db: Database, card: str, reason: str, words: str
 ) -> None:
     booking_id = await accepted_booking(provider, client_browser)
     mark = await last_notification_id(db)
@@ -175,12 +183,12 @@ async def test_a_declined_card_fails_the_payment_and_tells_only_the_client(
         payment_id,
         booking_id,
         "failed",
-        f"Your payment of 150.00 USD for House Cleaning was declined ({reason})."
+        f"Your payment for House Cleaning did not go through: {words[0].lower()}{words[1:]}."
         " You have not been charged.",
     )
     page = await client_browser.page(location)
     assert "data-status>Failed</span>" in page
-    assert f"<dd>{reason.replace('_', ' ')}</dd>" in page
+    assert f"<strong>{words}.</strong>" in page and reason not in page
     assert f'href="/bookings/{booking_id}/pay"' in await client_browser.page(
         f"/bookings/{booking_id}"
     )

@@ -46,6 +46,7 @@ TABLES = {
     "conversation_members": "booking_id, user_id",
     "messages": "id",
     "push_subscriptions": "id",
+    "reviews": "id",
 }
 
 
@@ -101,13 +102,14 @@ async def _logout(p: People) -> Target:
 
 async def _service_new(p: People) -> Target:
     form = {"name": "Tutoring", "description": "Maths.", "price": "40.00", "duration_minutes": "60"}
-    return Target(p.provider, "/services/new", form)
+    return Target(p.provider, "/services/new", form | {"online": "1"})
 
 
 async def _service_edit(p: People) -> Target:
     service_id = await create_service(p.provider)
     form = {"name": "Deep Cleaning", "description": "More.", "price": "200.00"}
-    return Target(p.provider, f"/services/{service_id}/edit", form | {"duration_minutes": "90"})
+    form |= {"duration_minutes": "90", "online": "1"}
+    return Target(p.provider, f"/services/{service_id}/edit", form)
 
 
 async def _service_unpublish(p: People) -> Target:
@@ -146,6 +148,12 @@ async def _booking_pay(p: People) -> Target:
         "idempotency_key": await payment_key(p.client, booking_id),
     }
     return Target(p.client, f"/bookings/{booking_id}/pay", form)
+
+
+async def _booking_review(p: People) -> Target:
+    booking_id = await accepted_booking(p.provider, p.client)
+    assert (await p.provider.post(f"/bookings/{booking_id}/complete")).status == 303
+    return Target(p.client, f"/bookings/{booking_id}/review", {"rating": "4", "body": "Good"})
 
 
 async def _payment_refund(p: People) -> Target:
@@ -233,6 +241,7 @@ FORM_ROUTES: dict[str, Callable[[People], Awaitable[Target]]] = {
     "/bookings/{id}/cancel": _booking_action("cancel", "client"),
     "/bookings/{id}/complete": _booking_action("complete", "provider"),
     "/bookings/{id}/pay": _booking_pay,
+    "/bookings/{id}/review": _booking_review,
     "/bookings/{id}/messages": _booking_messages,
     "/bookings/{id}/conversation/mute": _conversation_mute,
     "/payments/{id}/refund": _payment_refund,
@@ -337,7 +346,7 @@ async def test_a_form_from_the_sites_own_origin_is_accepted(
     own = f"http://{server.host}:{server.port}"
     response = await provider.post(
         "/services/new",
-        {"name": "Gardening", "price": "30.00", "duration_minutes": "60"},
+        {"name": "Gardening", "price": "30.00", "duration_minutes": "60", "city": "Leeds"},
         headers={"Origin": own},
     )
     assert response.status == 303

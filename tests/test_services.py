@@ -23,6 +23,7 @@ def form(**overrides: str) -> dict[str, str]:
         "description": "Inside and out.",
         "price": "80.50",
         "duration_minutes": "90",
+        "city": "Springfield",
     }
     values.update(overrides)
     return values

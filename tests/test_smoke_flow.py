@@ -24,4 +24,4 @@ async def test_a_client_books_and_pays_and_both_sides_are_notified(
         (client_browser.user_id, "payment_confirmed"),
     ]
     inbox = await provider.page("/notifications")
-    assert "Casey Client paid 150.00 USD for House Cleaning." in inbox
+    assert "Casey Client paid 150.00 USD for House Cleaning on " in inbox

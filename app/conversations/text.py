@@ -49,10 +49,10 @@ def clean_body(raw: str) -> str:
     return body
 
 
-def preview(body: str) -> str:
+def preview(body: str, length: int = PREVIEW_LENGTH) -> str:
     """The start of a message, on one line, for notifications."""
     line = " ".join(body.split())
-    return line if len(line) <= PREVIEW_LENGTH else line[: PREVIEW_LENGTH - 1].rstrip() + "…"
+    return line if len(line) <= length else line[: length - 1].rstrip() + "…"
 
 
 def linkify(body: str) -> Markup:

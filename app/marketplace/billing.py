@@ -21,15 +21,22 @@ from datetime import timedelta
 from app.clock import now_text, to_text, utc_now
 from app.db import ConflictError, Database, Row
 from app.errors import Conflict, Forbidden, NotFound
-from app.marketplace.bookings import Role, Status, booking_lock, get_booking
-from app.marketplace.payments import ChargeResult, PaymentProcessor
-from app.money import format_amount
+from app.marketplace.bookings import Role, Status, booking_lock, format_when, get_booking
+from app.marketplace.payments import (
+    INTERRUPTED,
+    PROCESSOR_UNAVAILABLE,
+    ChargeResult,
+    PaymentProcessor,
+    failure_text,
+)
+from app.money import format_amount, format_money
 from app.notifications.service import NotificationService
 
 log = logging.getLogger(__name__)
 
 _SELECT = (
-    "SELECT p.*, b.service_name, c.name AS payer_name, v.name AS payee_name FROM payments p"
+    "SELECT p.*, b.service_name, b.scheduled_at, c.name AS payer_name, v.name AS payee_name"
+    " FROM payments p"
     " JOIN bookings b ON b.id = p.booking_id"
     " JOIN users c ON c.id = p.payer_id JOIN users v ON v.id = p.payee_id"
 )
@@ -48,6 +55,7 @@ class Payment:
     payer_name: str
     payee_name: str
     service_name: str
+    scheduled_at: str  # the booking's
     amount_cents: int
     currency: str
     status: str
@@ -67,6 +75,7 @@ class Payment:
             payer_name=row["payer_name"],
             payee_name=row["payee_name"],
             service_name=row["service_name"],
+            scheduled_at=row["scheduled_at"],
             amount_cents=row["amount_cents"],
             currency=row["currency"],
             status=row["status"],
@@ -80,6 +89,15 @@ class Payment:
     @property
     def amount(self) -> str:
         return format_amount(self.amount_cents)
+
+    @property
+    def money(self) -> str:
+        return format_money(self.amount_cents, self.currency)
+
+    @property
+    def failure_text(self) -> str:
+        """Why it failed, in words: 'The card was declined'."""
+        return failure_text(self.failure_reason)
 
     def payload(self, event: str, message: str) -> dict[str, object]:
         return {
@@ -238,7 +256,7 @@ async def pay(
         )
     except Exception:
         log.exception("payment processor failed on payment %s", payment.id)
-        result = ChargeResult(False, None, "processor unavailable")
+        result = ChargeResult(False, None, PROCESSOR_UNAVAILABLE)
     return await _finish_payment(
         db, notifier, payment.id, result.succeeded, result.reference, result.failure_reason
     )
@@ -273,29 +291,30 @@ async def _finish_payment(
         payment = Payment.from_row(row)
         if result.rowcount != 1:
             return payment  # finished elsewhere (interrupted-payment clean-up)
-        money = f"{payment.amount} {payment.currency}"
         if succeeded:
             await notifier.send_payment_update(
                 payment.payee_id,
                 payment.payload(
                     "payment_received",
-                    f"{payment.payer_name} paid {money} for {payment.service_name}.",
+                    f"{payment.payer_name} paid {payment.money} for {payment.service_name}"
+                    f" on {format_when(payment.scheduled_at)}.",
                 ),
             )
             await notifier.send_payment_update(
                 payment.payer_id,
                 payment.payload(
                     "payment_confirmed",
-                    f"Your payment of {money} for {payment.service_name} went through.",
+                    f"Your payment of {payment.money} for {payment.service_name} went through.",
                 ),
             )
         else:
+            reason_text = payment.failure_text
             await notifier.send_payment_update(
                 payment.payer_id,
                 payment.payload(
                     "payment_failed",
-                    f"Your payment of {money} for {payment.service_name} was declined"
-                    f" ({reason}). You have not been charged.",
+                    f"Your payment for {payment.service_name} did not go through:"
+                    f" {reason_text[0].lower()}{reason_text[1:]}. You have not been charged.",
                 ),
             )
     return payment
@@ -331,8 +350,7 @@ async def refund(
             refunded.payer_id,
             refunded.payload(
                 "payment_refunded",
-                f"{refunded.payee_name} refunded {refunded.amount} {refunded.currency}"
-                f" for {refunded.service_name}.",
+                f"{refunded.payee_name} refunded {refunded.money} for {refunded.service_name}.",
             ),
         )
     return refunded
@@ -367,7 +385,7 @@ async def resolve_interrupted_payments(
         except Exception:
             log.exception("asking the processor about payment %s failed", row["id"])
             continue  # try again at the next run
-        result = found or ChargeResult(False, None, "interrupted")
+        result = found or ChargeResult(False, None, INTERRUPTED)
         await _finish_payment(
             db, notifier, row["id"], result.succeeded, result.reference, result.failure_reason
         )

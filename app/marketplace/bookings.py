@@ -16,9 +16,10 @@ Only the two parties can see a booking: for anyone else it does not exist (404).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from enum import StrEnum
 
-from app.clock import now_text
+from app.clock import now_text, utc_now
 from app.db import Database, Row
 from app.errors import Conflict, Forbidden, NotFound
 from app.notifications.service import NotificationService
@@ -44,7 +45,14 @@ class Transition:
     target: Status
     roles: tuple[Role, ...]
     event: str
-    past: str  # "accepted", for messages
+    past: str  # "accepted", for refusals: "it cannot be accepted"
+    # What the other party reads: "{actor} accepted {whose} booking of {service} on {when}."
+    told: str
+
+    def message(self, actor: str, actor_role: Role, service: str, when: str) -> str:
+        # The recipient is the other party: the provider's booking is the client's own.
+        whose = "their" if actor_role is Role.CLIENT else "your"
+        return self.told.format(actor=actor, whose=whose, service=service, when=when)
 
 
 TRANSITIONS = {
@@ -57,6 +65,7 @@ TRANSITIONS = {
             (Role.PROVIDER,),
             "booking_accepted",
             "accepted",
+            "{actor} accepted {whose} booking of {service} on {when}.",
         ),
         Transition(
             "decline",
@@ -65,6 +74,7 @@ TRANSITIONS = {
             (Role.PROVIDER,),
             "booking_declined",
             "declined",
+            "{actor} declined {whose} booking of {service} on {when}.",
         ),
         Transition(
             "cancel",
@@ -73,6 +83,7 @@ TRANSITIONS = {
             (Role.CLIENT, Role.PROVIDER),
             "booking_cancelled",
             "cancelled",
+            "{actor} cancelled {whose} booking of {service} on {when}.",
         ),
         Transition(
             "complete",
@@ -81,6 +92,7 @@ TRANSITIONS = {
             (Role.PROVIDER,),
             "booking_completed",
             "marked as done",
+            "{actor} marked {whose} booking of {service} on {when} as done.",
         ),
     )
 }
@@ -157,6 +169,24 @@ class Booking:
         )
 
 
+def format_when(scheduled_at: str, *, weekday: bool = False, today: date | None = None) -> str:
+    """'2026-12-03T10:00' -> '3 Dec, 10:00' ('Thu 3 Dec, 10:00' with `weekday`), with the year
+    only when it is not this year: '3 Dec 2027, 10:00'.
+
+    `scheduled_at` is the wall-clock time where the service happens (no zone), so it is shown
+    as it is, never converted. Anything unexpected is shown as stored rather than failing."""
+    try:
+        moment = datetime.strptime(scheduled_at[:16], "%Y-%m-%dT%H:%M")
+    except ValueError:
+        return scheduled_at.replace("T", " ")
+    day = f"{moment.day} {moment:%b}"
+    if moment.year != (today or utc_now().date()).year:
+        day += f" {moment.year}"
+    if weekday:
+        day = f"{moment:%a} {day}"
+    return f"{day}, {moment:%H:%M}"
+
+
 def booking_lock(booking_id: int) -> str:
     """The lock name serialising changes to one booking and its payments."""
     return f"booking:{booking_id}"
@@ -228,7 +258,7 @@ async def create_booking(
                 "scheduled_at": booking.scheduled_at,
                 "client_name": booking.client_name,
                 "message": f"{booking.client_name} booked {booking.service_name}"
-                f" for {booking.scheduled_at.replace('T', ' ')}.",
+                f" for {format_when(booking.scheduled_at, weekday=True)}.",
             },
         )
     return booking
@@ -282,7 +312,9 @@ async def apply_action(
                 "booking_id": updated.id,
                 "service_name": updated.service_name,
                 "status": updated.status.value,
-                "message": f"{actor} {transition.past} the booking of {updated.service_name}.",
+                "message": transition.message(
+                    actor, role, updated.service_name, format_when(updated.scheduled_at)
+                ),
             },
         )
     return updated

@@ -10,6 +10,7 @@ from typing import Any
 
 from app.clock import utc_now
 from app.forms import Errors, NumberError, check_length, parse_int, text
+from app.marketplace import categories
 from app.marketplace.payments import luhn_valid
 from app.marketplace.services import ServiceData
 from app.money import MoneyError, parse_cents
@@ -20,6 +21,7 @@ _KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _TZ_SLACK = timedelta(hours=14)
 MIN_DURATION = 5
 MAX_DURATION = 24 * 60
+MAX_CITY = 80
 # Card numbers are 12 to 19 digits; spaces and dashes between groups are allowed, and only
 # ASCII ones (`\s` alone would also drop no-break and ideographic spaces).
 _CARD_SEPARATORS = re.compile(r"[\s-]", re.ASCII)
@@ -46,9 +48,22 @@ def validate_service(form: Mapping[str, Any]) -> tuple[ServiceData | None, Error
         errors["duration_minutes"] = (
             f"Enter the duration in minutes, from {MIN_DURATION} to {MAX_DURATION}."
         )
+    category = text(form, "category") or categories.DEFAULT
+    if categories.get(category) is None:
+        errors["category"] = "Choose a category from the list."
+    city = text(form, "city")
+    # The page's form always sends `city`; a program posting only the fields DESIGN.md lists
+    # (name, description, price, duration_minutes) keeps working and offers the service online.
+    online = text(form, "online") == "1" or "city" not in form
+    if online and city:
+        errors["city"] = "Choose Online or enter a city, not both."
+    elif not online and not city:
+        errors["city"] = "Enter the city where you offer this service, or tick Online."
+    else:
+        check_length(errors, "city", city, "City", required=False, maximum=MAX_CITY)
     if errors:
         return None, errors
-    return ServiceData(name, description, price, duration), errors
+    return ServiceData(name, description, price, duration, category, city, online), errors
 
 
 @dataclass(frozen=True)

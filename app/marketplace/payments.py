@@ -24,6 +24,27 @@ DECLINED_CARDS = {
     "4000000000009995": "insufficient_funds",
     "4000000000000069": "expired_card",
 }
+UNKNOWN_CARD = "unknown test card"
+# Outcomes that come from us rather than the card network (see billing).
+PROCESSOR_UNAVAILABLE = "processor unavailable"
+INTERRUPTED = "interrupted"
+
+# What each failure code means, in words, for pages and messages. The database keeps the code
+# (what the processor said); people read the sentence.
+FAILURE_REASONS = {
+    "card_declined": "The card was declined",
+    "insufficient_funds": "The card has insufficient funds",
+    "expired_card": "The card has expired",
+    UNKNOWN_CARD: "The card was not recognised",
+    PROCESSOR_UNAVAILABLE: "The payment service did not answer",
+    INTERRUPTED: "The payment was interrupted before it finished",
+}
+_UNKNOWN_FAILURE = "The payment was not accepted"
+
+
+def failure_text(code: str | None) -> str:
+    """'card_declined' -> 'The card was declined' (no full stop: it also goes mid-sentence)."""
+    return FAILURE_REASONS.get(code or "", _UNKNOWN_FAILURE)
 
 
 @dataclass(frozen=True)
@@ -66,7 +87,7 @@ class SimulatedProcessor:
         if card_number in SUCCEEDING_CARDS:
             result = ChargeResult(True, "sim_ch_" + secrets.token_hex(8))
         else:
-            reason = DECLINED_CARDS.get(card_number, "unknown test card")
+            reason = DECLINED_CARDS.get(card_number, UNKNOWN_CARD)
             result = ChargeResult(False, None, reason)
         self._charges[idempotency_key] = result
         return result

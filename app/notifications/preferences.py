@@ -45,6 +45,7 @@ EVENTS: tuple[EventKind, ...] = (
         "Always on: you need to know when a payment fails",
     ),
     EventKind("payment_refunded", "A provider refunds your payment"),
+    EventKind("new_review", "A client reviews one of your services"),
     EventKind("new_message", "Someone sends you a message about a booking"),
     EventKind("notification", "General notices"),
 )

@@ -10,6 +10,7 @@ const TITLES = {
   payment_confirmed: "Payment confirmed",
   payment_failed: "Payment failed",
   payment_refunded: "Payment refunded",
+  new_review: "New review",
   new_message: "New message",
 };
 

@@ -350,6 +350,7 @@ class HttpUser:
 
     def create_service(self, name: str = "House Cleaning", price: str = "150.00") -> int:
         form = {"name": name, "description": "Thorough.", "price": price, "duration_minutes": "90"}
+        form["online"] = "1"  # a service is online or in a city
         status, location = self.post_form("/services/new", form)
         assert status == 303, (status, location)
         return int(location.rstrip("/").rsplit("/", 1)[1])
@@ -513,7 +514,7 @@ def login(context: BrowserContext, user: HttpUser, path: str = "/services") -> P
 
 def signup_ui(context: BrowserContext, name: str) -> tuple[Page, str]:
     """Signs up through the form, then logs in on the form it leads to (email filled in);
-    returns the page (signed in, on /services) and the email."""
+    returns the page (signed in, on the home page) and the email."""
     page = context.new_page()
     page.goto("/signup")
     email = unique_email(name.split()[0].lower())
@@ -524,7 +525,7 @@ def signup_ui(context: BrowserContext, name: str) -> tuple[Page, str]:
         page.get_by_role("button", name="Sign up").click()
     assert page.input_value("#f-email") == email
     page.fill("#f-password", PASSWORD)
-    with page.expect_navigation(url=re.compile(r"/services$")):
+    with page.expect_navigation(url=re.compile(r"^[^?#]*://[^/]+/$")):
         page.locator("main form button[type=submit]").click()
     return page, email
 

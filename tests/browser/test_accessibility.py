@@ -1,14 +1,19 @@
 """Look and accessibility: a keyboard-friendly bell and dropdown, polite toasts, a status in
-words, pages that work without JavaScript, and no sideways scrolling on a 375 px phone."""
+words, pages that work without JavaScript, no sideways scrolling on a 375 px phone, and an
+automated check (axe-core, vendored under tests/vendor/) of every page, signed in and out, in
+light and dark: no serious or critical violation."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from playwright.sync_api import Page, ViewportSize, expect
+from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
 
 from tests.browser.conftest import (
+    ROOT,
     Contexts,
+    HttpUser,
     LiveServer,
     future_slot,
     login,
@@ -18,6 +23,16 @@ from tests.browser.conftest import (
 )
 
 PHONE: ViewportSize = {"width": 375, "height": 740}
+AXE = ROOT / "tests" / "vendor" / "axe-core" / "axe.min.js"
+# Runs axe on the whole page; returns the serious and critical violations, each with where
+# (CSS selectors of up to five nodes) and what to do (help text and its URL).
+RUN_AXE = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => ({id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+                  targets: v.nodes.slice(0, 5).map((n) => n.target.join(" "))}));
+}"""
 
 
 def focus_index(page: Page) -> int:
@@ -166,3 +181,115 @@ def test_at_375_px_the_header_a_booking_page_and_the_open_dropdown_fit_the_scree
         page.goto(path)
         wait_live(page)
         fits()
+
+
+# --- axe-core on every page ---------------------------------------------------------------
+
+
+def form_value(user: HttpUser, path: str, name: str) -> str:
+    """A hidden field's value on a page (a payment form's idempotency key, a message id)."""
+    status_code, body = user.get(path)
+    match = re.search(rf'name="{name}" value="([^"]+)"', body)
+    assert status_code == 200 and match is not None, f"no {name} on {path} ({status_code})"
+    return match.group(1)
+
+
+def pay(user: HttpUser, booking_id: int, card: str) -> int:
+    """Pays a booking through the form; returns the payment's id."""
+    form = {
+        "amount": "150.00",
+        "card_number": card,
+        "idempotency_key": form_value(user, f"/bookings/{booking_id}/pay", "idempotency_key"),
+    }
+    status_code, location = user.post_form(f"/bookings/{booking_id}/pay", form)
+    assert status_code == 303 and "/payments/" in location, (status_code, location)
+    return int(location.rstrip("/").rsplit("/", 1)[1])
+
+
+def axe_violations(context: BrowserContext, path: str, *, live: bool) -> tuple[str, list[Any]]:
+    """Opens `path`, waits for the live header when signed in, runs axe; returns the URL it
+    ended on (a signed-out visit to a private page lands on the login form) and what axe
+    found."""
+    page = context.new_page()
+    response = page.goto(path)
+    assert response is not None and response.status < 500, (path, response)
+    if live:
+        wait_live(page)
+    expect(page.locator("main h1")).to_have_count(1)
+    page.add_script_tag(content=AXE.read_text())
+    found: list[Any] = page.evaluate(RUN_AXE)
+    url = page.url
+    page.close()
+    return url, found
+
+
+def test_axe_finds_no_serious_violation_on_any_page_signed_in_or_out_light_or_dark(
+    live_server: LiveServer, new_context: Contexts
+) -> None:
+    provider = live_server.signup("Pat Provider")
+    client = live_server.signup("Casey Client")
+    service_id = provider.create_service("House Cleaning")
+    provider.create_service("Piano Lessons", price="45.00")
+
+    # A booking with a message and a declined payment (the booking still wants paying) ...
+    booking_id = client.book(service_id, note="Ring twice.")
+    assert provider.post_form(f"/bookings/{booking_id}/accept", {})[0] == 303
+    message = {
+        "body": "Hello Pat, the gate code is 1234.",
+        "client_msg_id": form_value(client, f"/bookings/{booking_id}", "client_msg_id"),
+    }
+    assert client.post_form(f"/bookings/{booking_id}/messages", message)[0] == 303
+    failed_payment = pay(client, booking_id, "4000 0000 0000 0002")
+    # ... and one paid, done and reviewed, so the service and profile show a review.
+    done_id = client.book(service_id)
+    assert provider.post_form(f"/bookings/{done_id}/accept", {})[0] == 303
+    pay(client, done_id, "4242 4242 4242 4242")
+    assert provider.post_form(f"/bookings/{done_id}/complete", {})[0] == 303
+    review = {"rating": "5", "body": "Spotless.\nWould book again."}
+    assert client.post_form(f"/bookings/{done_id}/review", review)[0] == 303
+
+    public = [
+        "/",
+        "/services?q=cleaning",
+        f"/services/{service_id}",
+        f"/providers/{provider.id}",
+        "/login",
+        "/signup",
+        "/no-such-page",
+    ]
+    private = [
+        "/services/new",
+        "/my/services",
+        "/bookings",
+        f"/bookings/{booking_id}",
+        f"/bookings/{booking_id}/pay",
+        f"/payments/{failed_payment}",
+        "/notifications",
+        "/account/notifications",
+        "/account/sessions",
+    ]
+    problems: list[str] = []
+    for scheme in ("light", "dark"):
+        # bypass_csp: the site's CSP rightly refuses the injected (inline) axe script.
+        options: dict[str, Any] = {"color_scheme": scheme, "bypass_csp": True}
+        signed_in = login(new_context(**options), client, "/services").context
+        signed_out = new_context(**options)
+        checked: set[str] = set()
+        for who, context, paths in (
+            ("signed in", signed_in, public + private),
+            ("signed out", signed_out, public + private),
+        ):
+            for path in paths:
+                url, found = axe_violations(context, path, live=who == "signed in")
+                if (who, url) in checked:  # private pages, signed out: the same login form
+                    continue
+                checked.add((who, url))
+                for v in found:
+                    problems.append(
+                        f"{path} ({who}, {scheme}): {v['impact']} {v['id']}: {v['help']}"
+                        f" at {v['targets']} ({v['helpUrl']})"
+                    )
+        # The sweep saw what it should: every private page signed in, the login form signed out.
+        assert {("signed in", live_server.url + p) for p in private} <= checked, checked
+        assert ("signed out", live_server.url + "/login") in checked
+    assert not problems, "axe found serious or critical violations:\n" + "\n".join(problems)

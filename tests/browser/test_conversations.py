@@ -109,6 +109,8 @@ def test_two_people_chat_live_both_ways_and_seen_follows_the_recipient_reading(
     expect(first).not_to_have_class(PENDING)
     expect(client.locator("[data-message-form] textarea")).to_have_value("")
     unread = provider.locator("[data-unread-messages]")
+    # On the phone the count sits on "Bookings", in the folded header menu.
+    provider.get_by_role("button", name="Menu").click()
     expect(unread).to_be_visible()
     expect(unread).to_have_text(re.compile(r"^1\b"))
     expect(client.locator("[data-seen]")).to_have_count(0)
@@ -122,6 +124,8 @@ def test_two_people_chat_live_both_ways_and_seen_follows_the_recipient_reading(
     expect(link).to_have_attribute("href", "https://example.com/gate")
     expect(link).to_have_attribute("rel", "nofollow noopener noreferrer ugc")
     expect(client.locator('li[data-seq="1"] [data-seen]')).to_have_text("Seen")
+    provider.get_by_role("button", name="Menu").click()
+    expect(provider.get_by_role("link", name="Bookings", exact=True)).to_be_visible()
     expect(unread).to_be_hidden()
 
     # Live both ways, each message read at once by the other (on screen): "Seen" moves along.
