@@ -20,6 +20,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
+from app import keys
 from app.errors import AppError
 from app.forms import read_form
 from app.marketplace.categories import Category
@@ -186,7 +187,9 @@ async def upload_limit_middleware(request: web.Request, handler: Handler) -> web
     clone shares it) and before the CSRF middleware, which then finds the form already read."""
     info = request.match_info
     route = info.route.resource.canonical if info.route.resource is not None else ""
-    if request.method != "POST" or route not in UPLOAD_ROUTES:
+    # Only a signed-in person may make the site read a large body; anyone else is sent to
+    # the login page by the handler, with the app's small limit.
+    if request.method != "POST" or route not in UPLOAD_ROUTES or request.get(keys.USER) is None:
         return await handler(request)
     larger = request.clone(client_max_size=MAX_FORM_BYTES)
     try:

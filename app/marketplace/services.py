@@ -297,26 +297,12 @@ class Provider:
     id: int
     name: str
     member_since: str
-    rating_average: float | None
-    review_count: int
 
 
 async def get_provider(db: Database, user_id: int) -> Provider:
-    """Anyone with an account, seen as a provider (with the reviews of all their services)."""
-    row = await db.fetch_one(
-        "SELECT u.id, u.name, u.created_at,"
-        " (SELECT avg(r.rating) FROM reviews r WHERE r.provider_id = u.id) AS rating_average,"
-        " (SELECT count(*) FROM reviews r WHERE r.provider_id = u.id) AS review_count"
-        " FROM users u WHERE u.id = ?",
-        (user_id,),
-    )
+    """Anyone with an account, seen as a provider (their rating is the reviews module's
+    provider_summary, which the profile page shows)."""
+    row = await db.fetch_one("SELECT id, name, created_at FROM users WHERE id = ?", (user_id,))
     if row is None:
         raise NotFound("There is no such provider.")
-    average = row["rating_average"]
-    return Provider(
-        id=row["id"],
-        name=row["name"],
-        member_since=row["created_at"],
-        rating_average=None if average is None else float(rounded_average(average)),
-        review_count=int(row["review_count"]),
-    )
+    return Provider(id=row["id"], name=row["name"], member_since=row["created_at"])
