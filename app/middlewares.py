@@ -16,7 +16,7 @@ from app.accounts.sessions import CurrentUser
 from app.db import RetryableError
 from app.errors import TITLES, AppError
 from app.rendering import render
-from app.security import own_origin
+from app.security import own_origin, safe_next
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +55,6 @@ def back_link(request: web.Request) -> tuple[str, str]:
     """Where an error page leads back to: the page the person came from, when the `Referer`
     is one of this site's pages (only its path and query are used, so the link can never
     leave the site), else the services list."""
-    # Imported here: app.accounts.views imports this module (require_user).
-    from app.accounts.views import safe_next
-
     own = own_origin(request, request.config_dict[keys.SETTINGS].https)
     try:
         came_from = URL(request.headers.get("Referer", ""))
@@ -73,6 +70,15 @@ def back_link(request: web.Request) -> tuple[str, str]:
     return str(request.app.router["services"].url_for()), "Back to the services"
 
 
+def _default_message(status: int) -> str:
+    """What an HTTP error without a text of its own says, in words."""
+    if status == 404:
+        return "There is no page at this address. The link may be mistyped or out of date."
+    if status == 405:
+        return "This page cannot be used that way."
+    return TITLES.get(status, "Error")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -83,7 +89,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise  # redirects pass through
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else ""
-        return await render_error(request, exc.status, message or TITLES.get(exc.status, "Error"))
+        return await render_error(request, exc.status, message or _default_message(exc.status))
     except RetryableError:
         # The database let another transaction through first (PostgreSQL under contention);
         # nothing was changed, and the same request again will most likely succeed.

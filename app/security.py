@@ -81,6 +81,29 @@ def own_origin(request: web.Request, https: bool) -> str:
     return f"{scheme}://{request.host}"
 
 
+# What browsers drop from a URL before following it: ASCII tab and newline anywhere, and
+# C0 controls and spaces at either end (WHATWG URL parsing).
+_URL_IGNORED = str.maketrans("", "", "\t\n\r")
+
+
+def safe_next(target: str) -> str:
+    """Only same-site paths: '/bookings' yes, '//evil.example' or 'https://…' no.
+
+    Checked as a browser will read it: `/\t/evil.example` is `//evil.example` to a browser
+    (and to the Location header once the tab is dropped), so the check runs on the text after
+    that same normalisation, and returns that normalised text.
+    """
+    cleaned = target.translate(_URL_IGNORED).strip("".join(map(chr, range(0x21))))
+    if (
+        cleaned.startswith("/")
+        and not cleaned.startswith(("//", "/\\"))
+        and cleaned.isprintable()
+        and "\\" not in cleaned
+    ):
+        return cleaned
+    return "/"
+
+
 def csrf_middleware(key: bytes, https: bool) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Checks every unsafe request except the bearer-token API under /api/.
 

@@ -299,6 +299,15 @@ async def test_an_error_page_refuses_a_same_origin_referer_that_a_browser_reads_
     assert found == {"Back to the services": "/services"}
 
 
+async def test_an_unknown_address_is_explained_in_words(client_browser: Browser) -> None:
+    response = await client_browser.get("/no/such/page")
+    page = await response.text()
+
+    assert response.status == 404
+    assert "<h1>Not found</h1>" in page
+    assert "There is no page at this address. The link may be mistyped or out of date." in page
+
+
 async def test_an_error_page_reloaded_does_not_lead_back_to_itself(
     client_browser: Browser,
 ) -> None:

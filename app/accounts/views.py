@@ -15,7 +15,7 @@ from app.forms import Errors, path_id, text
 from app.middlewares import require_user
 from app.push import store as push_store
 from app.rendering import render
-from app.security import MAX_PASSWORD_LENGTH
+from app.security import MAX_PASSWORD_LENGTH, safe_next
 
 WRONG_CREDENTIALS = "That email and password do not match an account."
 SIGNED_UP = (
@@ -24,27 +24,6 @@ SIGNED_UP = (
 )
 # Session key of the email just signed up with, shown on the login form once.
 _SIGNUP_EMAIL = "signup_email"
-# What browsers drop from a URL before following it: ASCII tab and newline anywhere, and
-# C0 controls and spaces at either end (WHATWG URL parsing).
-_URL_IGNORED = str.maketrans("", "", "\t\n\r")
-
-
-def safe_next(target: str) -> str:
-    """Only same-site paths: '/bookings' yes, '//evil.example' or 'https://…' no.
-
-    Checked as a browser will read it: `/\t/evil.example` is `//evil.example` to a browser
-    (and to the Location header once the tab is dropped), so the check runs on the text after
-    that same normalisation, and returns that normalised text.
-    """
-    cleaned = target.translate(_URL_IGNORED).strip("".join(map(chr, range(0x21))))
-    if (
-        cleaned.startswith("/")
-        and not cleaned.startswith(("//", "/\\"))
-        and cleaned.isprintable()
-        and "\\" not in cleaned
-    ):
-        return cleaned
-    return "/"
 
 
 async def signup_form(request: web.Request) -> web.StreamResponse:
