@@ -14,7 +14,7 @@ from aiohttp import web
 from app import keys
 from app.accounts.queries import create_user
 from app.clock import utc_now
-from app.marketplace import bookings, reviews
+from app.marketplace import billing, bookings, reviews
 from app.marketplace.services import ServiceData, create_service
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,7 @@ DEMO_PASSWORD = "demo-password"  # noqa: S105 (printed for newcomers on purpose)
 DEMO_PROVIDER = ("provider@example.com", "Pat Provider")
 DEMO_CLIENT = ("client@example.com", "Casey Client")
 DEMO_SECOND_PROVIDER = ("sam@example.com", "Sam Rivera")
+DEMO_CARD = "4242424242424242"  # the simulator's card that always succeeds
 DEMO_SERVICES = (
     ServiceData(
         "House cleaning",
@@ -111,8 +112,8 @@ async def seed_demo(app: web.Application) -> None:
 async def _reviewed_bookings(
     app: web.Application, client_id: int, first_ids: list[int], second_ids: list[int]
 ) -> None:
-    """Past jobs the client booked, the provider accepted and completed, and the client
-    reviewed: each step as on the site."""
+    """Past jobs the client booked, the provider accepted and completed, the client paid (with
+    the simulator's good test card) and reviewed: each step as on the site."""
     db, notifier = app[keys.DB], app[keys.NOTIFIER]
     for weeks, (index, stars, words) in enumerate(DEMO_REVIEWS, start=1):
         service_id = second_ids[0] if index is None else first_ids[index]
@@ -124,6 +125,17 @@ async def _reviewed_bookings(
             await bookings.apply_action(
                 db, notifier, user_id=booking.provider_id, booking_id=booking.id, action=action
             )
+        await billing.pay(
+            db,
+            notifier,
+            app[keys.PAYMENT_PROCESSOR],
+            client_id=client_id,
+            booking_id=booking.id,
+            amount_cents=booking.price_cents,
+            currency=app[keys.SETTINGS].currency,
+            card_number=DEMO_CARD,
+            idempotency_key=f"demo-{booking.id}",
+        )
         await reviews.leave_review(
             db, notifier, client_id=client_id, booking_id=booking.id, rating=stars, body=words
         )

@@ -32,6 +32,8 @@ async def test_the_demo_has_reviewed_services_and_accounts_that_log_in(
     assert int(await db.fetch_value("SELECT count(*) FROM reviews")) == 3
     statuses = await db.fetch_all("SELECT DISTINCT status FROM bookings")
     assert [row["status"] for row in statuses] == ["completed"]
+    paid = await db.fetch_all("SELECT DISTINCT status FROM payments")
+    assert [row["status"] for row in paid] == ["succeeded"]
     # Each review reached its provider as a real notification.
     assert (
         int(await db.fetch_value("SELECT count(*) FROM notifications WHERE event = 'new_review'"))
