@@ -51,6 +51,17 @@ def page_number(raw: str) -> int:
         return 1
 
 
+def cursor(raw: str | None) -> int | None:
+    """A `?before=` value: the id a page of a list starts below. Anything but an id (a stale
+    or mistyped link) reads as None, the newest page."""
+    if raw is None:
+        return None
+    try:
+        return parse_int(raw, minimum=1, maximum=MAX_ID)
+    except NumberError:
+        return None
+
+
 def path_id(request: web.Request, name: str = "id") -> int:
     """A numeric path segment (the routes admit 0-9 only); out of range is not found."""
     try:

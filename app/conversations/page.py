@@ -9,7 +9,7 @@ from aiohttp import web
 
 from app import keys
 from app.conversations import store
-from app.forms import MAX_ID, NumberError, parse_int
+from app.forms import cursor
 
 
 async def conversation_context(
@@ -18,13 +18,7 @@ async def conversation_context(
     """What the booking page's conversation section needs."""
     db = request.config_dict[keys.DB]
     parties = await store.parties(db, booking_id, user_id)
-    before = None
-    raw = request.query.get("before")
-    if raw is not None:
-        try:
-            before = parse_int(raw, minimum=1, maximum=MAX_ID)
-        except NumberError:
-            before = None
+    before = cursor(request.query.get("before"))
     thread = await store.thread(db, parties, before=before)
     tracker = request.config_dict[keys.PRESENCE]
     states = await tracker.states([parties.other])

@@ -8,11 +8,12 @@ else (an HTML or SVG polyglot) can never run as a page of this site."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -121,6 +122,20 @@ def store(uploads: Path, upload: ImageUpload) -> StoredImage:
             temporary.unlink()
         raise
     return StoredImage(f"{SUBFOLDER}/{name}", upload.media_type)
+
+
+@contextlib.asynccontextmanager
+async def saved_with(
+    uploads: Path, upload: ImageUpload | None
+) -> AsyncIterator[StoredImage | None]:
+    """Stores the upload (None: no new picture) for a save in the block; if the block fails,
+    deletes the file again, so a refused save leaves no file behind."""
+    stored = await asyncio.to_thread(store, uploads, upload) if upload else None
+    try:
+        yield stored
+    except BaseException:
+        await asyncio.to_thread(delete, uploads, stored.file if stored else None)
+        raise
 
 
 def path_of(uploads: Path, image_file: str) -> Path | None:

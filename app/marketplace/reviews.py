@@ -22,7 +22,7 @@ from app.clock import now_text
 from app.conversations.text import preview
 from app.db import Database, Row
 from app.errors import BadRequest, Conflict, Forbidden
-from app.forms import MAX_ID, Errors, NumberError, check_length, parse_int, text
+from app.forms import Errors, NumberError, check_length, cursor, parse_int, text
 from app.marketplace.bookings import Role, Status, get_booking
 from app.notifications.service import NotificationService
 
@@ -300,12 +300,7 @@ async def page_context(
 ) -> dict[str, Any]:
     """What `_rating.html` and `_reviews.html` need on a service page (`service_id`) or a
     provider profile (`provider_id`): pass `request.query.get("reviews_before")` as `before`."""
-    after: int | None = None
-    if before is not None:
-        try:
-            after = parse_int(before, minimum=1, maximum=MAX_ID)
-        except NumberError:
-            after = None  # a mangled link shows the newest reviews
+    after = cursor(before)  # a mangled link shows the newest reviews
     if service_id is not None:
         found = await for_service(db, service_id, PAGE_SIZE + 1, after)
         summary = await service_summary(db, service_id)

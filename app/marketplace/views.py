@@ -191,13 +191,8 @@ async def service_create(request: web.Request) -> web.StreamResponse:
     data, upload, errors = await _validate_service_form(form)
     if data is None:
         return await _render_service_form(request, None, _service_values(form), errors, 400)
-    uploads = app[keys.SETTINGS].uploads_dir
-    stored = await asyncio.to_thread(images.store, uploads, upload) if upload else None
-    try:
+    async with images.saved_with(app[keys.SETTINGS].uploads_dir, upload) as stored:
         service_id = await services.create_service(app[keys.DB], user.id, data, stored)
-    except BaseException:
-        await asyncio.to_thread(images.delete, uploads, stored.file if stored else None)
-        raise
     raise web.HTTPSeeOther(_url(request, "service_detail", id=service_id))
 
 
@@ -228,17 +223,13 @@ async def service_update(request: web.Request) -> web.StreamResponse:
     if data is None:
         return await _render_service_form(request, service, _service_values(form), errors, 400)
     uploads = app[keys.SETTINGS].uploads_dir
-    stored = await asyncio.to_thread(images.store, uploads, upload) if upload else None
-    change: services.StoredImage | services.Keep | None = services.Keep.IMAGE
-    if stored is not None:
-        change = stored
-    elif text(form, "remove_image") == "1":
-        change = None
-    try:
+    async with images.saved_with(uploads, upload) as stored:
+        change: services.StoredImage | services.Keep | None = services.Keep.IMAGE
+        if stored is not None:
+            change = stored
+        elif text(form, "remove_image") == "1":
+            change = None
         replaced = await services.update_service(db, service.id, user.id, data, change)
-    except BaseException:
-        await asyncio.to_thread(images.delete, uploads, stored.file if stored else None)
-        raise
     # Only once the row no longer names it: a reader never gets a row whose file is gone.
     await asyncio.to_thread(images.delete, uploads, replaced)
     raise web.HTTPSeeOther(_url(request, "service_detail", id=service.id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from app import keys
-from app.forms import MAX_ID, NumberError, parse_int, path_id
+from app.forms import cursor, path_id
 from app.middlewares import require_user
 from app.notifications import store
 from app.notifications.models import ENVELOPE_TYPES
@@ -18,22 +18,13 @@ KIND_LABELS = {
 }
 
 
-def _cursor(raw: str) -> int | None:
-    """A `?before=` value: the id the page starts below. Anything but an id reads as the
-    newest page (a stale or mistyped link still shows the inbox)."""
-    try:
-        return parse_int(raw, minimum=1, maximum=MAX_ID)
-    except NumberError:
-        return None
-
-
 async def inbox(request: web.Request) -> web.StreamResponse:
     """The inbox page; with `?fragment=1` only the page's items and its "Load more" link,
     which the page's script appends (the same markup, rendered once, here)."""
     user = require_user(request)
     db = request.config_dict[keys.DB]
     kind = request.query.get("kind") or None
-    before = _cursor(request.query.get("before", ""))
+    before = cursor(request.query.get("before"))
     page = await store.list_page(db, user.id, before=before, kind=kind)
     # Listing a notification on the page is what "seen" means; "read" needs a click.
     unseen = [n.id for n in page.items if n.seen_at is None]

@@ -348,11 +348,35 @@ class HttpUser:
         assert status == 200 and match is not None, "not signed in"
         return int(match.group(1))
 
-    def create_service(self, name: str = "House Cleaning", price: str = "150.00") -> int:
+    def create_service(
+        self, name: str = "House Cleaning", price: str = "150.00", **fields: str
+    ) -> int:
+        """A service through the form (no picture): online unless `city` is given; `fields`
+        set or override the rest (category, description, ...)."""
         form = {"name": name, "description": "Thorough.", "price": price, "duration_minutes": "90"}
-        form["online"] = "1"  # a service is online or in a city
+        if not fields.get("city"):
+            form["online"] = "1"  # a service is online or in a city
+        form.update(fields)
         status, location = self.post_form("/services/new", form)
         assert status == 303, (status, location)
+        return int(location.rstrip("/").rsplit("/", 1)[1])
+
+    def form_value(self, path: str, name: str) -> str:
+        """A hidden field's value on a page (a payment form's idempotency key, a message id)."""
+        status, body = self.get(path)
+        match = re.search(rf'name="{name}" value="([^"]+)"', body)
+        assert status == 200 and match is not None, f"no {name} on {path} ({status})"
+        return match.group(1)
+
+    def pay(self, booking_id: int, card: str = "4242 4242 4242 4242") -> int:
+        """Pays a booking (its whole price, 150.00) through the form; the payment's id."""
+        form = {
+            "amount": "150.00",
+            "card_number": card,
+            "idempotency_key": self.form_value(f"/bookings/{booking_id}/pay", "idempotency_key"),
+        }
+        status, location = self.post_form(f"/bookings/{booking_id}/pay", form)
+        assert status == 303 and "/payments/" in location, (status, location)
         return int(location.rstrip("/").rsplit("/", 1)[1])
 
     def book(self, service_id: int, note: str = "") -> int:

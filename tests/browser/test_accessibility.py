@@ -13,7 +13,6 @@ from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
 from tests.browser.conftest import (
     ROOT,
     Contexts,
-    HttpUser,
     LiveServer,
     future_slot,
     login,
@@ -186,26 +185,6 @@ def test_at_375_px_the_header_a_booking_page_and_the_open_dropdown_fit_the_scree
 # --- axe-core on every page ---------------------------------------------------------------
 
 
-def form_value(user: HttpUser, path: str, name: str) -> str:
-    """A hidden field's value on a page (a payment form's idempotency key, a message id)."""
-    status_code, body = user.get(path)
-    match = re.search(rf'name="{name}" value="([^"]+)"', body)
-    assert status_code == 200 and match is not None, f"no {name} on {path} ({status_code})"
-    return match.group(1)
-
-
-def pay(user: HttpUser, booking_id: int, card: str) -> int:
-    """Pays a booking through the form; returns the payment's id."""
-    form = {
-        "amount": "150.00",
-        "card_number": card,
-        "idempotency_key": form_value(user, f"/bookings/{booking_id}/pay", "idempotency_key"),
-    }
-    status_code, location = user.post_form(f"/bookings/{booking_id}/pay", form)
-    assert status_code == 303 and "/payments/" in location, (status_code, location)
-    return int(location.rstrip("/").rsplit("/", 1)[1])
-
-
 def axe_violations(context: BrowserContext, path: str, *, live: bool) -> tuple[str, list[Any]]:
     """Opens `path`, waits for the live header when signed in, runs axe; returns the URL it
     ended on (a signed-out visit to a private page lands on the login form) and what axe
@@ -236,14 +215,14 @@ def test_axe_finds_no_serious_violation_on_any_page_signed_in_or_out_light_or_da
     assert provider.post_form(f"/bookings/{booking_id}/accept", {})[0] == 303
     message = {
         "body": "Hello Pat, the gate code is 1234.",
-        "client_msg_id": form_value(client, f"/bookings/{booking_id}", "client_msg_id"),
+        "client_msg_id": client.form_value(f"/bookings/{booking_id}", "client_msg_id"),
     }
     assert client.post_form(f"/bookings/{booking_id}/messages", message)[0] == 303
-    failed_payment = pay(client, booking_id, "4000 0000 0000 0002")
+    failed_payment = client.pay(booking_id, "4000 0000 0000 0002")
     # ... and one paid, done and reviewed, so the service and profile show a review.
     done_id = client.book(service_id)
     assert provider.post_form(f"/bookings/{done_id}/accept", {})[0] == 303
-    pay(client, done_id, "4242 4242 4242 4242")
+    client.pay(done_id)
     assert provider.post_form(f"/bookings/{done_id}/complete", {})[0] == 303
     review = {"rating": "5", "body": "Spotless.\nWould book again."}
     assert client.post_form(f"/bookings/{done_id}/review", review)[0] == 303

@@ -66,27 +66,10 @@ def around(page: Page, *parts: Locator, margin: int = 8) -> bytes:
 
 def offer(provider: HttpUser, name: str, price: str, category: str, city: str = "") -> int:
     """A service with a category and a city (none: online), as the form sends it."""
-    form = {
-        "name": name,
-        "description": "Careful, friendly and on time. Everything needed is brought along.",
-        "price": price,
-        "duration_minutes": "90",
-        "category": category,
-        "city": city,
-    }
-    if not city:
-        form["online"] = "1"
-    status_code, location = provider.post_form("/services/new", form)
-    assert status_code == 303, (status_code, location)
-    return int(location.rstrip("/").rsplit("/", 1)[1])
-
-
-def pay(client: HttpUser, booking_id: int) -> None:
-    _, body = client.get(f"/bookings/{booking_id}/pay")
-    match = re.search(r'name="idempotency_key" value="([^"]+)"', body)
-    assert match is not None, body[:500]
-    form = {"amount": "150.00", "card_number": "4242 4242 4242 4242", "idempotency_key": match[1]}
-    assert client.post_form(f"/bookings/{booking_id}/pay", form)[0] == 303
+    description = "Careful, friendly and on time. Everything needed is brought along."
+    return provider.create_service(
+        name, price, category=category, city=city, description=description
+    )
 
 
 def shot(page: Page) -> bytes:
@@ -108,7 +91,7 @@ def test_the_readme_pages_render_on_a_laptop_and_a_phone_in_light_and_dark(
     # Bookings in three states: done (paid and reviewed), accepted, and waiting.
     done = client.book(cleaning)
     assert provider.post_form(f"/bookings/{done}/accept", {})[0] == 303
-    pay(client, done)
+    client.pay(done)
     assert provider.post_form(f"/bookings/{done}/complete", {})[0] == 303
     review = {"rating": "5", "body": "Spotless kitchen, and Pat was right on time."}
     assert client.post_form(f"/bookings/{done}/review", review)[0] == 303

@@ -11,6 +11,7 @@
 // all, never one per notification.
 
 import { askDesktopPermission, desktopUnavailableReason, desktopEnabled, messageOf, showDesktop, titleFor } from "../notify.js";
+import { closeWhenFocusLeaves } from "./disclosure.js";
 import { SeenBatcher } from "./seen.js";
 import { ToastStack, formatCount } from "./toasts.js";
 import { setUnreadMessages } from "../conversation/unread.js";
@@ -88,17 +89,8 @@ export class LiveHeader {
     this.doc.addEventListener("click", (event) => {
       if (!this.dropdown.hidden && !this.root.contains(event.target)) this.toggle(false);
     });
-    // Focus leaving the bell and its dropdown (Tab past the last item, Shift+Tab before the
-    // bell) closes it, as a click elsewhere does. No relatedTarget: focus left the page (another
-    // window) or went nowhere (a click on plain text, handled above): it stays open.
-    const onFocusOut = (event) => {
-      const next = event.relatedTarget;
-      if (this.dropdown.hidden || !next) return;
-      if (this.bell.contains(next) || this.dropdown.contains(next)) return;
-      this.toggle(false);
-    };
-    this.bell.addEventListener("focusout", onFocusOut);
-    this.dropdown.addEventListener("focusout", onFocusOut);
+    // Tab past the last item or Shift+Tab before the bell closes it too.
+    closeWhenFocusLeaves([this.bell, this.dropdown], () => !this.dropdown.hidden, () => this.toggle(false));
     this.markAll?.addEventListener("click", () => this.rt.sendMessage({ type: "mark_all_read" }));
     this.enableDesktop?.addEventListener("click", async () => {
       await askDesktopPermission(this.win);

@@ -3,8 +3,10 @@
 // links stay reachable; here the header is marked .menu-ready (the CSS then folds the links
 // behind the button on narrow screens) and the button is shown. The button is the one source
 // of truth: aria-expanded says whether the menu is open, and .menu-open on the header shows it.
-// Escape closes and gives the focus back to the button; focus or a click leaving the menu
-// closes it too.
+// Escape closes and gives the focus back to the button; focus moving elsewhere in the page or
+// a click outside closes it too.
+
+import { closeWhenFocusLeaves } from "./disclosure.js";
 
 export class SiteMenu {
   constructor(header, { doc = document } = {}) {
@@ -28,11 +30,8 @@ export class SiteMenu {
           this.button.focus();
         }
       });
-      // relatedTarget is where the focus goes (null: out of the page, or nowhere focusable).
-      part.addEventListener("focusout", (event) => {
-        if (this.isOpen() && !this.inside(event.relatedTarget)) this.toggle(false);
-      });
     }
+    closeWhenFocusLeaves([this.button, this.menu], () => this.isOpen(), () => this.toggle(false));
     this.doc.addEventListener("click", (event) => {
       if (this.isOpen() && !this.inside(event.target)) this.toggle(false);
     });
